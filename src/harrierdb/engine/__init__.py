@@ -1,0 +1,1 @@
+"""The embedded engine: storage, collections, the filter language and search planning."""

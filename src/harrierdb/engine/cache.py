@@ -1,0 +1,190 @@
+"""The in-memory copy of a collection that searches and filters run on.
+
+Columns are NumPy arrays that grow by doubling, so appending a batch costs O(batch). Deleted
+rows stay in place, masked by ``alive``, until compaction rebuilds the cache; row positions are
+therefore stable between compactions. The cache records the sequence number and deletes-log
+position it covers, so it can be brought up to date with what other processes committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from harrierdb import vectors
+from harrierdb.engine.storage import decode_json, scalar_columns
+from harrierdb.schema import DYNAMIC_FIELD, NUMPY_DTYPES, CollectionSchema, DataType, FieldSchema
+
+
+class Growable:
+    """A 1-D or 2-D NumPy array with amortised O(1) appends along the first axis."""
+
+    def __init__(self, dtype: Any, width: int | None = None, capacity: int = 1024):
+        self.dtype = np.dtype(dtype)
+        self.width = width
+        shape = (capacity,) if width is None else (capacity, width)
+        self._data = np.empty(shape, dtype=self.dtype)
+        self.n = 0
+
+    def extend(self, values: Any) -> None:
+        if self.dtype == object and not isinstance(values, np.ndarray):
+            arr = np.empty(len(values), dtype=object)
+            arr[:] = list(values)
+            values = arr
+        values = np.asarray(values, dtype=self.dtype)
+        need = self.n + len(values)
+        if need > len(self._data):
+            grown = np.empty((max(need, 2 * len(self._data)), *self._data.shape[1:]), dtype=self.dtype)
+            grown[: self.n] = self._data[: self.n]
+            self._data = grown
+        self._data[self.n:need] = values
+        self.n = need
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._data[: self.n]
+
+
+def _column_dtype(f: FieldSchema | None) -> Any:
+    """Numeric columns stay numeric unless nullable; everything else is an object column."""
+    if f is not None and not f.nullable and f.dtype in NUMPY_DTYPES:
+        return NUMPY_DTYPES[f.dtype]
+    return object
+
+
+class CollectionCache:
+    """Rows of one collection, column by column, with their sequence numbers."""
+
+    def __init__(self, schema: CollectionSchema, epoch: int):
+        self.schema = schema
+        self.epoch = epoch
+        self.last_seq = 0
+        self.last_delete = 0
+        pk = schema.primary_field
+        self.seqs = Growable(np.int64)
+        self.alive = Growable(np.bool_)
+        self.pks = Growable(np.int64 if pk.dtype is DataType.INT64 else object)
+        self.parts = Growable(np.int32)
+        self.partition_names: list[str] = []
+        self._scalar_fields = scalar_columns(schema)
+        self.columns = {
+            (DYNAMIC_FIELD if f is None else f.name): Growable(_column_dtype(f))
+            for f in self._scalar_fields
+        }
+        self.vectors = {
+            f.name: Growable(vectors.codec_for(f.dtype).storage_dtype,
+                             vectors.codec_for(f.dtype).width(f.dim))
+            for f in schema.vector_fields
+        }
+        self.pos_of_pk: dict[Any, int] = {}
+        self.n_alive = 0
+        self.version = 0  # bumps on every change; derived data (normalised copies) keys on it
+        self._derived: dict[tuple, Growable] = {}
+
+    def __len__(self) -> int:
+        return self.seqs.n
+
+    # -- appending -------------------------------------------------------------------------
+    def append(self, seqs: Sequence[int], pks: Sequence[Any], partition: str | Sequence[str],
+               columns: dict[str, Sequence[Any]], vector_arrays: dict[str, np.ndarray]) -> None:
+        """Append rows given column by column (scalar values already decoded)."""
+        n = len(seqs)
+        if n == 0:
+            return
+        start = len(self)
+        self.seqs.extend(seqs)
+        self.alive.extend(np.ones(n, dtype=bool))
+        self.pks.extend(pks)
+        if isinstance(partition, str):
+            self.parts.extend(np.full(n, self._partition_code(partition), dtype=np.int32))
+        else:
+            self.parts.extend([self._partition_code(p) for p in partition])
+        for name, col in self.columns.items():
+            col.extend(columns[name])
+        for name, arr in vector_arrays.items():
+            self.vectors[name].extend(arr)
+        self.pos_of_pk.update(zip(self.pks.view[start:].tolist(), range(start, start + n)))
+        self.n_alive += n
+        self.last_seq = max(self.last_seq, int(seqs[-1]))
+        self.version += 1
+
+    def append_stored(self, rows: list[tuple]) -> None:
+        """Append rows as read from the store: (seq, pk, part, *scalar columns, *vector blobs)."""
+        if not rows:
+            return
+        cols = list(zip(*rows))
+        n_scalar = len(self._scalar_fields)
+        columns = {}
+        for f, values in zip(self._scalar_fields, cols[3:3 + n_scalar]):
+            if f is None or f.dtype in (DataType.JSON, DataType.ARRAY):
+                values = [decode_json(v) for v in values]
+            elif f.dtype is DataType.BOOL:
+                values = [None if v is None else bool(v) for v in values]
+            columns[DYNAMIC_FIELD if f is None else f.name] = values
+        vector_arrays = {
+            f.name: vectors.codec_for(f.dtype).from_blobs(blobs, f.dim)
+            for f, blobs in zip(self.schema.vector_fields, cols[3 + n_scalar:])
+        }
+        self.append(cols[0], cols[1], cols[2], columns, vector_arrays)
+
+    def _partition_code(self, name: str) -> int:
+        try:
+            return self.partition_names.index(name)
+        except ValueError:
+            self.partition_names.append(name)
+            return len(self.partition_names) - 1
+
+    # -- deleting --------------------------------------------------------------------------
+    def delete_positions(self, positions: Iterable[int]) -> None:
+        alive = self.alive.view
+        pks = self.pks.view
+        for pos in positions:
+            if alive[pos]:
+                alive[pos] = False
+                self.n_alive -= 1
+                pk = pks[pos]
+                if self.pos_of_pk.get(pk) == pos:
+                    del self.pos_of_pk[pk]
+        self.version += 1
+
+    def delete_seqs(self, seqs: Sequence[int]) -> None:
+        """Mark rows deleted by sequence number (unknown numbers are rows never seen: ignored)."""
+        if not len(seqs):
+            return
+        positions = self.positions_of_seqs(np.asarray(seqs, dtype=np.int64))
+        self.delete_positions(positions[positions >= 0].tolist())
+
+    def positions_of_seqs(self, seqs: np.ndarray) -> np.ndarray:
+        """Row positions of sequence numbers (sorted by construction); -1 where absent."""
+        all_seqs = self.seqs.view
+        pos = np.searchsorted(all_seqs, seqs)
+        pos = np.minimum(pos, max(len(all_seqs) - 1, 0))
+        found = (all_seqs[pos] == seqs) if len(all_seqs) else np.zeros(len(seqs), bool)
+        return np.where(found, pos, -1)
+
+    # -- reading ---------------------------------------------------------------------------
+    def partition_mask(self, names: Sequence[str]) -> np.ndarray:
+        codes = [self.partition_names.index(p) for p in names if p in self.partition_names]
+        return np.isin(self.parts.view, codes)
+
+    def column(self, name: str) -> np.ndarray:
+        if name == self.schema.primary_field.name:
+            return self.pks.view
+        return self.columns[name].view
+
+    def float_matrix(self, field: str, normalized: bool = False) -> np.ndarray:
+        """The field's vectors as float32 (unit length when ``normalized``), kept up to date."""
+        stored = self.vectors[field].view
+        codec = vectors.codec_for(self.schema.field(field).dtype)
+        if not normalized and codec.storage_dtype == np.float32:
+            return stored
+        key = (field, normalized)
+        derived = self._derived.setdefault(key, Growable(np.float32, stored.shape[1]))
+        if derived.n < len(stored):
+            new = codec.as_float32(stored[derived.n:])
+            if normalized:
+                norms = np.linalg.norm(new, axis=1, keepdims=True)
+                new = new / np.where(norms == 0, 1, norms)
+            derived.extend(new)
+        return derived.view

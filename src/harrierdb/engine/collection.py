@@ -1,0 +1,404 @@
+"""One collection of the embedded engine: writes go to the store, reads run on the cache.
+
+Every write is one SQLite transaction (all rows or none). Reads first bring the in-memory
+cache up to date with what any process committed (a 3 µs check when nothing changed), then
+filter with the vectorised expression evaluator and rank with exact or indexed search.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from harrierdb import vectors
+from harrierdb.engine import filter as filter_lang
+from harrierdb.engine import search_plan
+from harrierdb.engine.cache import CollectionCache
+from harrierdb.engine.storage import CollectionRecord, Store
+from harrierdb.errors import (
+    DataError,
+    FieldNotFoundError,
+    IndexNotFoundError,
+    ParamError,
+    PartitionNotFoundError,
+    PrimaryKeyError,
+)
+from harrierdb.index.spec import IndexSpec, make_index_spec
+from harrierdb.results import Hit, Hits, SearchResult
+from harrierdb.schema import DEFAULT_PARTITION, DYNAMIC_FIELD, RowBatch, validate_rows
+
+COUNT_STAR = "count(*)"
+
+
+class Collection:
+    """The engine side of a collection; ``harrierdb.client`` is the public face."""
+
+    def __init__(self, store: Store, record: CollectionRecord):
+        self.store = store
+        self.record = record
+        self.schema = record.schema
+        self._cache: CollectionCache | None = None
+        self._synced_at: int | None = None  # store.data_version() when the cache was last synced
+        self.indexes = search_plan.IndexSet(self)
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    # -- the cache -------------------------------------------------------------------------
+    @property
+    def is_loaded(self) -> bool:
+        return self._cache is not None
+
+    def cache(self) -> CollectionCache:
+        """The cache, loaded on first use and brought up to date with other processes' commits."""
+        with self.store.lock:
+            version = self.store.data_version()
+            if self._cache is None or version != self._synced_at:
+                with self.store.read() as c:
+                    self._catch_up(c)
+                self._synced_at = version
+            return self._cache
+
+    def _catch_up(self, c: Any) -> None:
+        """Apply committed changes to the cache (inside a transaction of the caller's)."""
+        if self._cache is None:
+            self._cache = CollectionCache(self.schema, epoch=-1)
+        cache = self._cache
+        changes = self.store.changes_since(c, self.record, cache.last_seq, cache.last_delete)
+        if changes.epoch != cache.epoch and cache.epoch != -1:
+            # Compaction rewrote history elsewhere: start over from the rows.
+            self._cache = cache = CollectionCache(self.schema, changes.epoch)
+            changes = self.store.changes_since(c, self.record, 0, 0)
+        cache.epoch = changes.epoch
+        cache.delete_seqs(changes.deleted_seqs)
+        cache.append_stored(changes.rows)
+        cache.last_seq = changes.last_seq
+        cache.last_delete = changes.last_delete
+        self.indexes.sync(cache)
+
+    def load(self) -> None:
+        self.cache()
+        self.indexes.ensure_built(self._cache)
+
+    def release(self) -> None:
+        """Free the memory of the cache and indexes; the next read loads them again."""
+        with self.store.lock:
+            self._cache = None
+            self._synced_at = None
+            self.indexes.release()
+
+    # -- writes ----------------------------------------------------------------------------
+    def insert(self, data: Any, partition_name: str | None = None) -> dict:
+        partition = self._partition(partition_name)
+        pk = self.schema.primary_field
+        batch = validate_rows(self.schema, data, assign_ids=itertools.count() if pk.auto_id else None)
+        with self.store.write() as c:
+            self._catch_up_if_loaded(c)
+            if pk.auto_id:
+                batch.pks = list(self.store.take_auto_ids(c, self.record, len(batch)))
+            else:
+                existing = self.store.existing_pks(c, self.record, batch.pks)
+                if existing:
+                    dup = next(iter(existing))
+                    raise PrimaryKeyError(
+                        f"primary key {dup!r} already exists in collection {self.name!r} "
+                        f"({len(existing)} of {len(batch)} keys do); use upsert to replace rows")
+            seqs = self._append(c, batch, partition)
+        self._after_write(batch, partition, seqs, deleted=[])
+        return {"insert_count": len(batch), "ids": list(batch.pks)}
+
+    def upsert(self, data: Any, partition_name: str | None = None) -> dict:
+        partition = self._partition(partition_name)
+        batch = validate_rows(self.schema, data)
+        with self.store.write() as c:
+            self._catch_up_if_loaded(c)
+            existing = list(self.store.existing_pks(c, self.record, batch.pks).values())
+            self.store.delete_seqs(c, self.record, existing)
+            seqs = self._append(c, batch, partition)
+            last_delete = self.store.last_delete_id(c, self.record)
+        self._after_write(batch, partition, seqs, deleted=existing, last_delete=last_delete)
+        return {"upsert_count": len(batch), "ids": list(batch.pks)}
+
+    def delete(self, ids: Sequence | None = None, filter: str = "", partition_name: str | None = None,
+               filter_params: Mapping | None = None) -> dict:
+        if ids is None and not filter:
+            raise ParamError("delete needs ids= or a filter=; to remove everything use drop_collection")
+        with self.store.write() as c:
+            self._catch_up(c)
+            cache = self._cache
+            mask = cache.alive.view.copy()
+            if ids is not None:
+                positions = [cache.pos_of_pk[p] for p in self._coerce_ids(ids) if p in cache.pos_of_pk]
+                chosen = np.zeros(len(cache), bool)
+                chosen[positions] = True
+                mask &= chosen
+            if filter:
+                mask &= self._filter_mask(cache, filter, filter_params)
+            if partition_name:
+                mask &= cache.partition_mask([self._partition(partition_name)])
+            seqs = cache.seqs.view[mask].tolist()
+            self.store.delete_seqs(c, self.record, seqs)
+            last_delete = self.store.last_delete_id(c, self.record)
+        cache.delete_seqs(seqs)
+        cache.last_delete = last_delete
+        return {"delete_count": len(seqs)}
+
+    def _append(self, c: Any, batch: RowBatch, partition: str) -> list[int]:
+        first = self.store.allocate_seqs(c, self.record, len(batch))
+        self.store.insert(c, self.record, batch, partition, first)
+        return list(range(first, first + len(batch)))
+
+    def _catch_up_if_loaded(self, c: Any) -> None:
+        if self._cache is not None:
+            self._catch_up(c)
+
+    def _after_write(self, batch: RowBatch, partition: str, seqs: list[int], deleted: list[int],
+                     last_delete: int | None = None) -> None:
+        """Apply our own committed write to the cache, sparing a read back from disk."""
+        cache = self._cache
+        if cache is None:
+            return
+        cache.delete_seqs(deleted)
+        if last_delete is not None:
+            cache.last_delete = last_delete
+        columns = {name: [row.get(name) for row in batch.scalars] for name in cache.columns}
+        cache.append(seqs, batch.pks, partition, columns, batch.vectors)
+        self.indexes.sync(cache)
+
+    # -- reads -----------------------------------------------------------------------------
+    def count(self, partition_names: Sequence[str] | None = None) -> int:
+        if not partition_names:
+            return self.store.count(self.record)
+        return sum(self.store.count(self.record, self._partition(p)) for p in partition_names)
+
+    def get(self, ids: Any, output_fields: Sequence[str] | None = None,
+            partition_names: Sequence[str] | None = None) -> list[dict]:
+        cache = self.cache()
+        positions = [cache.pos_of_pk[p] for p in self._coerce_ids(ids) if p in cache.pos_of_pk]
+        if partition_names:
+            allowed = cache.partition_mask([self._partition(p) for p in partition_names])
+            positions = [p for p in positions if allowed[p]]
+        fields = self._output_fields(output_fields, default_all=True)
+        return [self._entity(cache, pos, fields, with_pk=True) for pos in positions]
+
+    def query(self, filter: str = "", output_fields: Sequence[str] | None = None,
+              limit: int | None = None, offset: int = 0, partition_names: Sequence[str] | None = None,
+              filter_params: Mapping | None = None, ids: Any = None) -> list[dict]:
+        cache = self.cache()
+        mask = self._candidate_mask(cache, filter, filter_params, partition_names)
+        if ids is not None:
+            chosen = np.zeros(len(cache), bool)
+            chosen[[cache.pos_of_pk[p] for p in self._coerce_ids(ids) if p in cache.pos_of_pk]] = True
+            mask &= chosen
+        if output_fields and COUNT_STAR in output_fields:
+            if len(output_fields) > 1:
+                raise ParamError("count(*) cannot be combined with other output fields")
+            return [{COUNT_STAR: int(mask.sum())}]
+        positions = np.flatnonzero(mask)
+        _check_limit(limit, offset)
+        positions = positions[offset: None if limit is None or limit < 0 else offset + limit]
+        fields = self._output_fields(output_fields, default_all=True)
+        return [self._entity(cache, pos, fields, with_pk=True) for pos in positions.tolist()]
+
+    def search(self, data: Any, anns_field: str | None = None, filter: str = "", limit: int = 10,
+               offset: int = 0, output_fields: Sequence[str] | None = None,
+               search_params: Mapping | None = None, partition_names: Sequence[str] | None = None,
+               filter_params: Mapping | None = None, **kwargs: Any) -> SearchResult:
+        field = self._vector_field(anns_field)
+        _check_limit(limit, offset)
+        queries = self._query_vectors(data, field)
+        cache = self.cache()
+        mask = None
+        if filter or partition_names:
+            mask = self._candidate_mask(cache, filter, filter_params, partition_names)
+        request = search_plan.SearchRequest.make(field, queries, limit + offset, search_params, kwargs)
+        results = self.indexes.search(cache, request, mask)
+        fields = self._output_fields(output_fields, default_all=False)
+        out = SearchResult()
+        for distances, positions in results:
+            hits = Hits()
+            for dist, pos in zip(distances[offset:].tolist(), positions[offset:].tolist()):
+                entity = self._entity(cache, pos, fields, with_pk=False)
+                hits.append(Hit(cache.pks.view[pos].item() if cache.pks.dtype != object
+                                else cache.pks.view[pos], dist, entity))
+            out.append(hits)
+        return out
+
+    # -- indexes ---------------------------------------------------------------------------
+    def create_index(self, field_name: str, **kwargs: Any) -> IndexSpec:
+        f = self._field(field_name)
+        spec = make_index_spec(f, **kwargs)
+        name = spec.index_name or field_name
+        for existing_name, (existing_field, _) in self.store.indexes(self.record).items():
+            if existing_field == field_name and existing_name != name:
+                raise ParamError(
+                    f"field {field_name!r} already has index {existing_name!r}; drop it first")
+        spec.index_name = name
+        self.store.create_index(self.record, name, field_name, spec.to_dict())
+        self.indexes.reload_specs()
+        if self._cache is not None:
+            self.indexes.ensure_built(self.cache())
+        return spec
+
+    def drop_index(self, index_name: str) -> None:
+        if index_name not in self.store.indexes(self.record):
+            raise IndexNotFoundError(
+                f"index {index_name!r} does not exist on collection {self.name!r}; "
+                f"existing: {self.list_indexes()}")
+        self.store.drop_index(self.record, index_name)
+        self.indexes.reload_specs()
+
+    def list_indexes(self, field_name: str | None = None) -> list[str]:
+        return [name for name, (f, _) in self.store.indexes(self.record).items()
+                if field_name is None or f == field_name]
+
+    def describe_index(self, index_name: str) -> dict:
+        specs = self.store.indexes(self.record)
+        if index_name not in specs:
+            raise IndexNotFoundError(
+                f"index {index_name!r} does not exist on collection {self.name!r}; existing: {list(specs)}")
+        field, spec = specs[index_name]
+        total = self.count()
+        described = {**spec["params"], "index_type": spec["index_type"], "metric_type": spec["metric_type"],
+                     "field_name": field, "index_name": index_name, "total_rows": total}
+        described.update(self.indexes.describe(field, total))
+        return described
+
+    # -- maintenance -----------------------------------------------------------------------
+    def compact(self) -> None:
+        """Reclaim the space of deleted rows and rebuild the cache and indexes without them."""
+        self.store.compact(self.record)
+        self.release()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _partition(self, name: str | None) -> str:
+        if not name:
+            return DEFAULT_PARTITION
+        if name not in self.store.partitions(self.record):
+            raise PartitionNotFoundError(
+                f"partition {name!r} does not exist in collection {self.name!r}; "
+                f"create it with create_partition, existing: {self.store.partitions(self.record)}")
+        return name
+
+    def _field(self, name: str) -> Any:
+        try:
+            return self.schema.field(name)
+        except KeyError:
+            raise FieldNotFoundError(
+                f"field {name!r} is not in collection {self.name!r}; fields: {self.schema.field_names}") from None
+
+    def _vector_field(self, anns_field: str | None) -> Any:
+        vector_fields = self.schema.vector_fields
+        if not anns_field:
+            if len(vector_fields) > 1:
+                raise ParamError(
+                    f"collection {self.name!r} has several vector fields "
+                    f"{[f.name for f in vector_fields]}; pass anns_field= to pick one")
+            return vector_fields[0]
+        f = self._field(anns_field)
+        if not f.dtype.is_vector:
+            raise ParamError(f"anns_field {anns_field!r} is {f.dtype.name}, not a vector field")
+        return f
+
+    def _query_vectors(self, data: Any, field: Any) -> np.ndarray:
+        if isinstance(data, np.ndarray) and data.ndim == 1:
+            data = data[None, :]
+        elif isinstance(data, (list, tuple)) and data and np.isscalar(data[0]):
+            data = [data]
+        if data is None or len(data) == 0:
+            raise ParamError("search data is empty; pass one vector or a list of vectors")
+        try:
+            stored = vectors.codec_for(field.dtype).encode(data, field.dim, field.name)
+        except DataError as exc:
+            raise ParamError(f"query vectors: {exc.message}") from None
+        return stored
+
+    def _coerce_ids(self, ids: Any) -> list:
+        if isinstance(ids, np.ndarray):
+            ids = ids.tolist()
+        if not isinstance(ids, (list, tuple, set)):
+            ids = [ids]
+        pk = self.schema.primary_field
+        try:
+            return [int(i) if pk.dtype.name == "INT64" else str(i) for i in ids]
+        except (TypeError, ValueError):
+            raise ParamError(f"ids must be {pk.dtype.name} primary keys, got {ids!r:.80}") from None
+
+    def _filter_mask(self, cache: CollectionCache, expr: str, params: Mapping | None) -> np.ndarray:
+        ast = filter_lang.parse(expr)
+        dynamic = DYNAMIC_FIELD if self.schema.enable_dynamic_field else None
+        columns = {}
+        for name in filter_lang.field_names(ast):
+            if name in self.schema.field_names and not self.schema.field(name).dtype.is_vector:
+                columns[name] = cache.column(name)
+        if dynamic:
+            columns[DYNAMIC_FIELD] = cache.column(DYNAMIC_FIELD)
+        return filter_lang.evaluate(ast, columns, len(cache), params or {}, dynamic_field=dynamic)
+
+    def _candidate_mask(self, cache: CollectionCache, expr: str, params: Mapping | None,
+                        partition_names: Sequence[str] | None) -> np.ndarray:
+        mask = cache.alive.view.copy()
+        if expr and expr.strip():
+            mask &= self._filter_mask(cache, expr, params)
+        if partition_names:
+            mask &= cache.partition_mask([self._partition(p) for p in partition_names])
+        return mask
+
+    def _output_fields(self, names: Sequence[str] | None, default_all: bool) -> list[str]:
+        """Resolve output field names ('*' = all; unknown names are dynamic keys if allowed)."""
+        if names is None:
+            names = ["*"] if default_all else []
+        if isinstance(names, str):
+            names = [names]
+        resolved: list[str] = []
+        for name in names:
+            if name == "*":
+                resolved += [f for f in self.schema.field_names if f not in resolved]
+                if self.schema.enable_dynamic_field:
+                    resolved.append(DYNAMIC_FIELD)
+            elif name in self.schema.field_names or name == DYNAMIC_FIELD:
+                resolved.append(name)
+            elif self.schema.enable_dynamic_field:
+                resolved.append(f"{DYNAMIC_FIELD}.{name}")
+            else:
+                raise FieldNotFoundError(
+                    f"output field {name!r} is not in collection {self.name!r}; "
+                    f"fields: {self.schema.field_names}")
+        return list(dict.fromkeys(resolved))
+
+    def _entity(self, cache: CollectionCache, pos: int, fields: Iterable[str], with_pk: bool) -> dict:
+        pk_name = self.schema.primary_field.name
+        entity: dict[str, Any] = {}
+        if with_pk:
+            entity[pk_name] = _py(cache.pks.view[pos])
+        for name in fields:
+            if name == pk_name:
+                entity[name] = _py(cache.pks.view[pos])
+            elif name == DYNAMIC_FIELD:
+                entity.update(cache.columns[DYNAMIC_FIELD].view[pos] or {})
+            elif name.startswith(DYNAMIC_FIELD + "."):
+                meta = cache.columns[DYNAMIC_FIELD].view[pos] or {}
+                key = name[len(DYNAMIC_FIELD) + 1:]
+                if key in meta:
+                    entity[key] = meta[key]
+            elif name in cache.vectors:
+                f = self.schema.field(name)
+                entity[name] = vectors.codec_for(f.dtype).to_output(cache.vectors[name].view[pos])
+            else:
+                entity[name] = _py(cache.columns[name].view[pos])
+        return entity
+
+
+def _py(value: Any) -> Any:
+    """NumPy scalars to plain Python for results."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_limit(limit: int | None, offset: int) -> None:
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < -1 or limit > 16384):
+        raise ParamError(f"limit must be an integer in [1, 16384], got {limit!r}")
+    if not isinstance(offset, (int, np.integer)) or offset < 0:
+        raise ParamError(f"offset must be a non-negative integer, got {offset!r}")

@@ -1,0 +1,1 @@
+"""Vector indexes: exact search, index specifications, and the ANN index kernels."""
