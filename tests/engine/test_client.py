@@ -156,7 +156,7 @@ def test_insert_of_existing_key_is_refused_and_nothing_written(filled):
 
 
 @pytest.mark.parametrize("mutate, error, text", [
-    (lambda r: r.update(vec=[0.0] * 7), DataError, "dim 8"),
+    (lambda r: r.update(vec=[0.0] * 7), DataError, "dim 7, expected 8"),
     (lambda r: r.update(vec=[float("nan")] * 8), DataError, "NaN"),
     (lambda r: r.update(i8=300), DataError, "out of range"),
     (lambda r: r.update(name="x" * 17), DataError, "max_length"),

@@ -79,6 +79,10 @@ class Collection:
         cache.last_delete = changes.last_delete
         self.indexes.sync(cache)
 
+    def mark_stale(self) -> None:
+        """Make the next read catch up from the store (after a write that bypassed the cache)."""
+        self._synced_at = None
+
     def load(self) -> None:
         self.cache()
         self.indexes.ensure_built(self._cache)

@@ -102,12 +102,15 @@ class Database:
         coll = self.collection(collection)
         if partition in self.store.partitions(coll.record):
             self.store.drop_partition(coll.record, partition)
+            coll.mark_stale()
 
     def list_partitions(self, collection: str) -> list[str]:
         return self.store.partitions(self.collection(collection).record)
 
     # -- whole database --------------------------------------------------------------------
     def flush(self) -> None:
+        for coll in self._collections.values():
+            coll.indexes.save()
         self.store.flush()
 
     def close(self) -> None:

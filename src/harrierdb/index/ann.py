@@ -1,0 +1,175 @@
+"""Approximate nearest-neighbour indexes on FAISS, keyed by row sequence numbers.
+
+One class covers Milvus's float index types (IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW, AUTOINDEX): they
+differ only in the FAISS index they build and the search parameter they read. Rows are added
+with their sequence numbers as FAISS ids, so a saved index stays valid across processes and
+reloads; deleted rows are never removed from FAISS (HNSW cannot) but masked by a selector
+until the owner decides a rebuild is due. COSINE is inner product on unit vectors.
+
+Quantised indexes (SQ8, PQ) return candidates that the caller re-ranks with the exact vectors
+it holds anyway, so what a search reports are exact distances.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm import tqdm
+
+from harrierdb.index.spec import IndexSpec
+
+# Training IVF on every row costs time and memory for nothing: k-means converges on a sample.
+TRAIN_POINTS_PER_LIST = 64
+MAX_TRAIN_POINTS = 100_000
+# Below this many points per list, k-means cannot train a useful IVF: search exactly instead.
+MIN_POINTS_PER_LIST = 4
+_ADD_CHUNK = 20_000
+SAVE_FORMAT = 1
+
+_FAISS_METRICS = {"L2": faiss.METRIC_L2, "IP": faiss.METRIC_INNER_PRODUCT,
+                  "COSINE": faiss.METRIC_INNER_PRODUCT}
+
+
+def is_ann_type(index_type: str) -> bool:
+    return index_type in ("IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX")
+
+
+def default_pq_m(dim: int) -> int:
+    """A PQ sub-quantizer count that divides ``dim``, about 4 dimensions per code byte."""
+    for m in range(max(dim // 4, 1), 0, -1):
+        if dim % m == 0:
+            return m
+    return 1
+
+
+class AnnIndex:
+    """A FAISS index over one vector field, with the data version it covers."""
+
+    def __init__(self, spec: IndexSpec, dim: int):
+        self.spec = spec
+        self.dim = dim
+        self.index: faiss.Index | None = None
+        self.covered_seq = 0          # every row with seq <= covered_seq has been added
+        self.epoch = -1               # the store epoch the ids refer to
+
+    # -- building --------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return "HNSW" if self.spec.index_type in ("HNSW", "AUTOINDEX") else self.spec.index_type
+
+    @property
+    def ntotal(self) -> int:
+        return 0 if self.index is None else self.index.ntotal
+
+    @property
+    def needs_rerank(self) -> bool:
+        return self.kind in ("IVF_SQ8", "IVF_PQ")
+
+    def can_train(self, n_rows: int) -> bool:
+        if self.kind == "HNSW":
+            return n_rows > 0
+        return n_rows >= self.spec.params["nlist"] * MIN_POINTS_PER_LIST
+
+    def build(self, vectors: np.ndarray, seqs: np.ndarray, epoch: int) -> None:
+        """Train (on a sample) and fill the index from scratch."""
+        metric = _FAISS_METRICS[self.spec.metric_type]
+        p = self.spec.params
+        if self.kind == "HNSW":
+            inner = faiss.IndexHNSWFlat(self.dim, p["M"], metric)
+            inner.hnsw.efConstruction = p["efConstruction"]
+        else:
+            quantizer = faiss.IndexFlat(self.dim, metric)
+            if self.kind == "IVF_FLAT":
+                inner = faiss.IndexIVFFlat(quantizer, self.dim, p["nlist"], metric)
+            elif self.kind == "IVF_SQ8":
+                inner = faiss.IndexIVFScalarQuantizer(
+                    quantizer, self.dim, p["nlist"], faiss.ScalarQuantizer.QT_8bit, metric)
+            else:
+                m = p["m"] or default_pq_m(self.dim)
+                inner = faiss.IndexIVFPQ(quantizer, self.dim, p["nlist"], m, p["nbits"], metric)
+            n_train = min(len(vectors), max(p["nlist"] * TRAIN_POINTS_PER_LIST, 4096), MAX_TRAIN_POINTS)
+            sample = np.random.default_rng(0).choice(len(vectors), n_train, replace=False)
+            inner.train(np.ascontiguousarray(vectors[np.sort(sample)]))
+        self.index = faiss.IndexIDMap2(inner)  # keeps a Python reference to ``inner``
+        self.epoch = epoch
+        self.covered_seq = 0
+        self.add(vectors, seqs)
+
+    def add(self, vectors: np.ndarray, seqs: np.ndarray) -> None:
+        """Add rows (their seqs must all be above ``covered_seq``)."""
+        if not len(seqs):
+            return
+        chunks = range(0, len(seqs), _ADD_CHUNK)
+        for start in tqdm(chunks, desc=f"indexing {self.spec.field_name} ({self.spec.index_type})",
+                          unit="chunk", disable=None if len(chunks) > 2 else True, leave=False):
+            stop = start + _ADD_CHUNK
+            self.index.add_with_ids(np.ascontiguousarray(vectors[start:stop], dtype=np.float32),
+                                    np.ascontiguousarray(seqs[start:stop], dtype=np.int64))
+        self.covered_seq = int(seqs[-1])
+
+    # -- searching -------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int, params: dict,
+               allowed_seqs: np.ndarray | None, max_seq: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (distances, seqs) per query; -1 seqs pad rows with fewer hits.
+
+        ``allowed_seqs``, when given, restricts the search to those rows (a bitmap selector
+        inside FAISS, so HNSW and IVF skip the rest while they walk).
+        """
+        sel = None
+        if allowed_seqs is not None:
+            bitmap = np.zeros(max_seq + 1, dtype=bool)
+            bitmap[allowed_seqs] = True
+            packed = np.packbits(bitmap, bitorder="little")
+            sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(packed))
+        if self.kind == "HNSW":
+            search_params = faiss.SearchParametersHNSW(efSearch=max(int(params["ef"]), k), sel=sel)
+        else:
+            search_params = faiss.SearchParametersIVF(nprobe=int(params["nprobe"]), sel=sel)
+        distances, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k,
+                                           params=search_params)
+        if sel is not None:
+            del packed  # the selector borrowed this buffer; keep it alive until here
+        return distances, ids
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Write the index and its sidecar atomically (a crash leaves the old pair or none)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        faiss.write_index(self.index, str(tmp))
+        meta = {"format": SAVE_FORMAT, "spec": self.spec.to_dict(), "dim": self.dim,
+                "covered_seq": self.covered_seq, "epoch": self.epoch, "ntotal": self.ntotal}
+        meta_tmp = path.with_suffix(".json.tmp")
+        meta_tmp.write_text(json.dumps(meta))
+        os.replace(tmp, path)
+        os.replace(meta_tmp, path.with_suffix(".json"))
+
+    @classmethod
+    def load(cls, path: Path, spec: IndexSpec, dim: int, epoch: int) -> "AnnIndex | None":
+        """The saved index if it matches this spec and epoch and reads cleanly, else None."""
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text())
+            if (meta.get("format") != SAVE_FORMAT or meta["spec"] != spec.to_dict()
+                    or meta["dim"] != dim or meta["epoch"] != epoch):
+                return None
+            index = faiss.read_index(str(path))
+            if index.ntotal != meta["ntotal"] or index.d != dim:
+                return None
+        except (OSError, ValueError, KeyError, RuntimeError):
+            return None  # missing or corrupt: the caller rebuilds from the rows
+        ann = cls(spec, dim)
+        ann.index = index
+        ann.covered_seq = meta["covered_seq"]
+        ann.epoch = epoch
+        return ann
+
+
+def default_search_params(spec: IndexSpec, overrides: dict[str, Any]) -> dict:
+    params = spec.search_defaults
+    params.update({k: v for k, v in overrides.items() if k in params})
+    return params
