@@ -20,12 +20,18 @@ class Database:
         self.store = Store(self.path)
         self._collections: dict[str, Collection] = {}
         self._catalog_version: int | None = None
-        self._refresh()
+        self._data_version: int | None = None
+        self._refresh(force=True)
 
     # -- catalog ---------------------------------------------------------------------------
-    def _refresh(self) -> None:
-        """Re-read the catalog if any process changed it since we last looked."""
+    def _refresh(self, force: bool = False) -> None:
+        """Re-read the catalog if any process changed it since we last looked (``force``
+        after our own catalog changes, which SQLite's data_version does not report)."""
         with self.store.lock:
+            data_version = self.store.data_version()
+            if not force and data_version == self._data_version:
+                return
+            self._data_version = data_version
             version = self.store.catalog_version()
             if version == self._catalog_version:
                 return
@@ -69,7 +75,7 @@ class Database:
                 raise CollectionExistsError(
                     f"collection {name!r} already exists; drop it first or pick another name")
             self.store.create_collection(name, schema, properties or {}, [DEFAULT_PARTITION])
-            self._refresh()
+            self._refresh(force=True)
             return self._collections[name]
 
     def drop_collection(self, name: str) -> None:
@@ -80,7 +86,7 @@ class Database:
             coll.release()
             self.store.drop_collection(coll.record)
             coll.indexes.remove_files()
-            self._refresh()
+            self._refresh(force=True)
 
     def rename_collection(self, old: str, new: str) -> None:
         check_collection_name(new)
@@ -89,7 +95,7 @@ class Database:
             if self.has_collection(new):
                 raise CollectionExistsError(f"cannot rename {old!r} to {new!r}: {new!r} already exists")
             self.store.rename_collection(coll.record, new)
-            self._refresh()
+            self._refresh(force=True)
 
     # -- partitions ------------------------------------------------------------------------
     def create_partition(self, collection: str, partition: str) -> None:

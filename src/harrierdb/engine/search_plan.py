@@ -88,6 +88,7 @@ class IndexSet:
         self.specs: dict[str, IndexSpec] = {}
         self.ann: dict[str, AnnIndex] = {}
         self._unsaved: set[str] = set()
+        self._synced_version: dict[str, int] = {}  # cache.version each index last caught up with
         self.reload_specs()
 
     def reload_specs(self) -> None:
@@ -146,8 +147,10 @@ class IndexSet:
         spec = self.specs.get(name)
         if spec is None or not is_ann_type(spec.index_type):
             return None
-        f = self.collection.schema.field(name)
         ann = self.ann.get(name)
+        if ann is not None and self._synced_version.get(name) == cache.version:
+            return ann  # nothing changed since the last search: the hot path
+        f = self.collection.schema.field(name)
         if ann is None:
             ann = AnnIndex.load(self._path(name), spec, f.dim, cache.epoch)
         if ann is None or ann.ntotal > 0 and _dead_fraction(cache, ann) > REBUILD_DEAD_FRACTION:
@@ -168,6 +171,7 @@ class IndexSet:
             ann.covered_seq = max(ann.covered_seq, int(seqs[-1]))
         if name in self._unsaved and ann.ntotal >= SAVE_MIN_ROWS:
             self.save()
+        self._synced_version[name] = cache.version
         return ann
 
     # -- search ----------------------------------------------------------------------------
@@ -219,20 +223,23 @@ class IndexSet:
         queries = request.queries.astype(np.float32, copy=False)
         if metric == "COSINE":
             queries = normalize_rows(queries)
-        _, seqs = ann.search(queries, k_search, params, allowed, cache.last_seq)
+        distances, seqs = ann.search(queries, k_search, params, allowed, cache.last_seq)
         positions = cache.positions_of_seqs(seqs.ravel()).reshape(seqs.shape)
-        data = cache.float_matrix(request.field.name, metric == "COSINE")
+        data = cache.float_matrix(request.field.name, metric == "COSINE") if ann.needs_rerank else None
         results = []
         want = min(k, n_candidates)
         for qi in range(len(queries)):
-            pos = positions[qi][positions[qi] >= 0]
-            pos = pos[alive[pos]] if allowed is None else pos
+            found = positions[qi] >= 0
+            if allowed is None:
+                found[found] &= alive[positions[qi][found]]
+            pos = positions[qi][found]
             if len(pos) < want:  # the graph came back short: finish this query exactly
                 results.append(self._exact(cache, _one(request, qi), metric, mask)[0])
-                continue
-            # exact distances for the candidates (re-ranks quantised indexes, costs k dot products)
-            d, order = exact_search(data, queries[qi:qi + 1], k, metric, pos)
-            results.append((d[0], order[0]))
+            elif data is not None:  # quantised codes: re-rank the candidates with exact distances
+                d, order = exact_search(data, queries[qi:qi + 1], k, metric, pos)
+                results.append((d[0], order[0]))
+            else:
+                results.append((distances[qi][found][:k], pos[:k]))
         return results
 
     def _exact(self, cache: "CollectionCache", request: SearchRequest, metric: str,
