@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from harrierdb import vectors
-from harrierdb.engine.storage import decode_json, scalar_columns
+from harrierdb.engine.storage import VectorChunk, decode_json, scalar_columns
 from harrierdb.schema import DYNAMIC_FIELD, NUMPY_DTYPES, CollectionSchema, DataType, FieldSchema
 
 
@@ -33,6 +33,10 @@ class Growable:
             arr[:] = list(values)
             values = arr
         values = np.asarray(values, dtype=self.dtype)
+        if self.n == 0 and len(values) > len(self._data):
+            self._data = values  # adopt a big first batch (reopen): no copy
+            self.n = len(values)
+            return
         need = self.n + len(values)
         if need > len(self._data):
             grown = np.empty((max(need, 2 * len(self._data)), *self._data.shape[1:]), dtype=self.dtype)
@@ -44,6 +48,16 @@ class Growable:
     @property
     def view(self) -> np.ndarray:
         return self._data[: self.n]
+
+
+def _gather_chunks(chunks: list[VectorChunk], seqs: np.ndarray, codec: Any, dim: int) -> np.ndarray:
+    """The vectors of rows ``seqs`` (sorted) out of the chunks that hold them."""
+    width = codec.width(dim)
+    data = np.frombuffer(b"".join(ch.data for ch in chunks), dtype=codec.storage_dtype).reshape(-1, width)
+    chunk_seqs = np.concatenate([ch.seqs for ch in chunks]) if chunks else np.empty(0, np.int64)
+    if len(chunk_seqs) == len(seqs) and np.array_equal(chunk_seqs, seqs):
+        return data  # nothing deleted in between: no gather needed
+    return data[np.searchsorted(chunk_seqs, seqs)]
 
 
 def _column_dtype(f: FieldSchema | None) -> Any:
@@ -109,24 +123,25 @@ class CollectionCache:
         self.last_seq = max(self.last_seq, int(seqs[-1]))
         self.version += 1
 
-    def append_stored(self, rows: list[tuple]) -> None:
-        """Append rows as read from the store: (seq, pk, part, *scalar columns, *vector blobs)."""
+    def append_stored(self, rows: list[tuple], chunks: list[list[VectorChunk]]) -> None:
+        """Append rows as read from the store: (seq, pk, part, *scalar columns), with the
+        chunks of each vector field that hold their vectors (and maybe deleted ones)."""
         if not rows:
             return
         cols = list(zip(*rows))
-        n_scalar = len(self._scalar_fields)
         columns = {}
-        for f, values in zip(self._scalar_fields, cols[3:3 + n_scalar]):
+        for f, values in zip(self._scalar_fields, cols[3:]):
             if f is None or f.dtype in (DataType.JSON, DataType.ARRAY):
                 values = [decode_json(v) for v in values]
             elif f.dtype is DataType.BOOL:
                 values = [None if v is None else bool(v) for v in values]
             columns[DYNAMIC_FIELD if f is None else f.name] = values
+        seqs = np.asarray(cols[0], dtype=np.int64)
         vector_arrays = {
-            f.name: vectors.codec_for(f.dtype).from_blobs(blobs, f.dim)
-            for f, blobs in zip(self.schema.vector_fields, cols[3 + n_scalar:])
+            f.name: _gather_chunks(field_chunks, seqs, vectors.codec_for(f.dtype), f.dim)
+            for f, field_chunks in zip(self.schema.vector_fields, chunks)
         }
-        self.append(cols[0], cols[1], cols[2], columns, vector_arrays)
+        self.append(seqs, cols[1], cols[2], columns, vector_arrays)
 
     def _partition_code(self, name: str) -> int:
         try:

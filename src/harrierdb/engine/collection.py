@@ -74,7 +74,7 @@ class Collection:
             changes = self.store.changes_since(c, self.record, 0, 0)
         cache.epoch = changes.epoch
         cache.delete_seqs(changes.deleted_seqs)
-        cache.append_stored(changes.rows)
+        cache.append_stored(changes.rows, changes.vector_chunks)
         cache.last_seq = changes.last_seq
         cache.last_delete = changes.last_delete
         self.indexes.sync(cache)

@@ -294,7 +294,8 @@ def _render(node: _Node, need: int) -> str:
 def _render_node(node: _Node) -> tuple[str, int]:
     if isinstance(node, Literal):
         v = node.value
-        neg = isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0
+        # -0.0 counts as negative too: "-0.0 ** 2" would parse as -(0.0 ** 2).
+        neg = isinstance(v, (int, float)) and not isinstance(v, bool) and math.copysign(1, v) < 0
         return _render_constant(v), (_P_UNARY if neg else _P_ATOM)
     if isinstance(node, ListLiteral):
         return "[" + ", ".join(_render(i, 0) for i in node.items) + "]", _P_ATOM

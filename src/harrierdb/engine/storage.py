@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from harrierdb.errors import FormatVersionError, StorageError
 from harrierdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema, RowBatch
 
 FORMAT_VERSION = 1
 DB_FILE = "harrier.sqlite"
 BUSY_TIMEOUT_S = 30.0
+COMPACT_CHUNK_ROWS = 8192
 
 _SQL_TYPES = {
     DataType.BOOL: "INTEGER", DataType.INT8: "INTEGER", DataType.INT16: "INTEGER",
@@ -53,13 +56,30 @@ class CollectionRecord:
     def deletes_table(self) -> str:
         return f"deletes_{self.id}"
 
+    def vector_table(self, i: int) -> str:
+        """Chunks of the i-th vector field: one row per write, holding the whole batch."""
+        return f"vectors_{self.id}_{i}"
+
+    @property
+    def vector_tables(self) -> list[str]:
+        return [self.vector_table(i) for i in range(len(self.schema.vector_fields))]
+
+
+@dataclass
+class VectorChunk:
+    """The vectors of one write: row sequence numbers and the raw array bytes."""
+
+    seqs: np.ndarray
+    data: bytes
+
 
 @dataclass
 class Changes:
     """What was committed to a collection after a reader's position."""
 
     epoch: int
-    rows: list[tuple]          # (seq, pk, partition, *scalar columns, *vector blobs)
+    rows: list[tuple]                        # (seq, pk, partition, *scalar columns)
+    vector_chunks: list[list[VectorChunk]]   # per vector field, chunks holding those rows
     deleted_seqs: list[int]
     last_seq: int
     last_delete: int
@@ -179,10 +199,15 @@ class Store:
             pk_type = "INTEGER" if pk.dtype is DataType.INT64 else "TEXT"
             cols = [f"c{i} {_SQL_TYPES.get(f.dtype, 'TEXT') if f else 'TEXT'}"
                     for i, f in enumerate(scalar_columns(schema))]
-            cols += [f"v{i} BLOB NOT NULL" for i, _ in enumerate(schema.vector_fields)]
             c.execute(f"""CREATE TABLE rows_{cid} (seq INTEGER PRIMARY KEY,
                 pk {pk_type} NOT NULL UNIQUE, part TEXT NOT NULL{''.join(', ' + x for x in cols)})""")
             c.execute(f"CREATE TABLE deletes_{cid} (id INTEGER PRIMARY KEY, row_seq INTEGER NOT NULL)")
+            # Vectors are stored a batch per row: reading 100k of them back is a few large
+            # blobs instead of 100k small ones, which keeps reopening fast.
+            for i, _ in enumerate(schema.vector_fields):
+                c.execute(f"""CREATE TABLE vectors_{cid}_{i} (first_seq INTEGER PRIMARY KEY,
+                    last_seq INTEGER NOT NULL, seqs BLOB NOT NULL, data BLOB NOT NULL)""")
+                c.execute(f"CREATE INDEX vectors_{cid}_{i}_last ON vectors_{cid}_{i} (last_seq)")
             c.executemany("INSERT INTO partitions VALUES (?, ?)", [(cid, p) for p in partitions])
             self._bump_catalog(c)
 
@@ -190,6 +215,8 @@ class Store:
         with self.write() as c:
             c.execute(f"DROP TABLE IF EXISTS {record.rows_table}")
             c.execute(f"DROP TABLE IF EXISTS {record.deletes_table}")
+            for table in record.vector_tables:
+                c.execute(f"DROP TABLE IF EXISTS {table}")
             for table in ("partitions", "indexes"):
                 c.execute(f"DELETE FROM {table} WHERE collection_id=?", (record.id,))
             c.execute("DELETE FROM collections WHERE id=?", (record.id,))
@@ -252,17 +279,25 @@ class Store:
         scols = scalar_columns(schema)
         names = [DYNAMIC_FIELD if f is None else f.name for f in scols]
         json_cols = [_is_json_column(f) for f in scols]
-        vec_blobs = [batch.vectors[f.name] for f in schema.vector_fields]
         params = []
         for i, (pk, scalars) in enumerate(zip(batch.pks, batch.scalars)):
             values = [
                 (json.dumps(v) if v is not None else None) if is_json else v
                 for v, is_json in zip((scalars.get(n) for n in names), json_cols)
             ]
-            params.append((first_seq + i, pk, partition, *values, *(v[i].tobytes() for v in vec_blobs)))
-        n_cols = 3 + len(scols) + len(vec_blobs)
+            params.append((first_seq + i, pk, partition, *values))
+        n_cols = 3 + len(scols)
         c.executemany(
             f"INSERT INTO {record.rows_table} VALUES ({', '.join('?' * n_cols)})", params)
+        seqs = np.arange(first_seq, first_seq + len(batch), dtype="<i8")
+        for i, f in enumerate(schema.vector_fields):
+            self._write_chunk(c, record.vector_table(i), seqs, batch.vectors[f.name])
+
+    @staticmethod
+    def _write_chunk(c: sqlite3.Connection, table: str, seqs: np.ndarray, array: np.ndarray) -> None:
+        c.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
+                  (int(seqs[0]), int(seqs[-1]), seqs.astype("<i8").tobytes(),
+                   np.ascontiguousarray(array).tobytes()))
 
     def allocate_seqs(self, c: sqlite3.Connection, record: CollectionRecord, n: int) -> int:
         """Reserve ``n`` sequence numbers inside the write transaction; returns the first."""
@@ -306,8 +341,13 @@ class Store:
         dels = c.execute(
             f"SELECT id, row_seq FROM {record.deletes_table} WHERE id > ? ORDER BY id",
             (last_delete,)).fetchall()
+        chunks = [
+            [VectorChunk(np.frombuffer(seqs, dtype="<i8"), data) for seqs, data in c.execute(
+                f"SELECT seqs, data FROM {table} WHERE last_seq > ? ORDER BY first_seq", (last_seq,))]
+            for table in record.vector_tables
+        ]
         return Changes(
-            epoch=epoch, rows=rows, deleted_seqs=[s for _, s in dels],
+            epoch=epoch, rows=rows, vector_chunks=chunks, deleted_seqs=[s for _, s in dels],
             last_seq=rows[-1][0] if rows else last_seq, last_delete=dels[-1][0] if dels else last_delete)
 
     def last_delete_id(self, c: sqlite3.Connection, record: CollectionRecord) -> int:
@@ -328,10 +368,28 @@ class Store:
     def compact(self, record: CollectionRecord) -> None:
         """Forget the deletes log (readers reload on the new epoch) and reclaim free pages."""
         with self.write() as c:
+            live = np.array([r[0] for r in c.execute(f"SELECT seq FROM {record.rows_table} ORDER BY seq")],
+                            dtype=np.int64)
+            for table in record.vector_tables:
+                self._rewrite_chunks(c, table, live)
             c.execute(f"DELETE FROM {record.deletes_table}")
             c.execute("UPDATE collections SET epoch = epoch + 1 WHERE id=?", (record.id,))
         with self.lock:
             self.conn.execute("VACUUM")
+
+    def _rewrite_chunks(self, c: sqlite3.Connection, table: str, live: np.ndarray) -> None:
+        """Rewrite a vector table without the rows that were deleted, in chunks of
+        COMPACT_CHUNK_ROWS (one chunk in memory at a time)."""
+        chunks = c.execute(f"SELECT first_seq, seqs, data FROM {table} ORDER BY first_seq").fetchall()
+        c.execute(f"DELETE FROM {table}")
+        for _, seqs_blob, data in chunks:
+            seqs = np.frombuffer(seqs_blob, dtype="<i8")
+            width = len(data) // max(len(seqs), 1)
+            rows = np.frombuffer(data, dtype=np.uint8).reshape(len(seqs), width)
+            keep = np.isin(seqs, live)
+            for start in range(0, int(keep.sum()), COMPACT_CHUNK_ROWS):
+                kept_seqs = seqs[keep][start:start + COMPACT_CHUNK_ROWS]
+                self._write_chunk(c, table, kept_seqs, rows[keep][start:start + COMPACT_CHUNK_ROWS])
 
     def flush(self) -> None:
         """Checkpoint the WAL into the database file and fsync it: durable against power loss."""
