@@ -391,8 +391,10 @@ def validate_rows(schema: CollectionSchema, rows: Any, *, assign_ids: Iterable[i
     scalars: list[dict] = []
     vector_values: dict[str, list] = {f.name: [] for f in schema.vector_fields if f.name not in computed}
     ids = iter(assign_ids) if assign_ids is not None else None
+    scalar_fields = [f for f in schema.scalar_fields if f.name not in computed]
+    dynamic = schema.enable_dynamic_field
     for i, row in enumerate(rows):
-        if not isinstance(row, Mapping):
+        if not isinstance(row, dict) and not isinstance(row, Mapping):  # dict first: fast path
             raise DataError(f"row {i} must be a dict of field -> value, got {type(row).__name__}")
         if pk.auto_id and ids is not None:
             if pk.name in row:
@@ -405,9 +407,7 @@ def validate_rows(schema: CollectionSchema, rows: Any, *, assign_ids: Iterable[i
         elif require_pk:
             raise DataError(f"row {i}: missing primary key field {pk.name!r}")
         scalar: dict[str, Any] = {}
-        for f in schema.scalar_fields:
-            if f.name in computed:
-                continue
+        for f in scalar_fields:
             value = row.get(f.name)
             if value is None:
                 if f.default_value is not None:
@@ -424,11 +424,12 @@ def validate_rows(schema: CollectionSchema, rows: Any, *, assign_ids: Iterable[i
             if name not in row or row[name] is None:
                 raise DataError(f"row {i}: missing vector field {name!r}")
             bucket.append(row[name])
-        extra = {k: v for k, v in row.items() if k not in declared and k != DYNAMIC_FIELD}
-        if schema.enable_dynamic_field:
+        extra = row.keys() - declared
+        if dynamic:
+            # Undeclared keys go to the dynamic field; a row without any stores null there.
             meta = dict(row.get(DYNAMIC_FIELD) or {})
-            meta.update(extra)
-            scalar[DYNAMIC_FIELD] = _json_value(meta, DYNAMIC_FIELD)
+            meta.update((k, row[k]) for k in extra if k != DYNAMIC_FIELD)
+            scalar[DYNAMIC_FIELD] = _json_value(meta, DYNAMIC_FIELD) if meta else None
         elif extra:
             name = next(iter(extra))
             raise DataError(

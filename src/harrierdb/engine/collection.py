@@ -8,6 +8,7 @@ filter with the vectorised expression evaluator and rank with exact or indexed s
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -103,14 +104,14 @@ class Collection:
             self._catch_up_if_loaded(c)
             if pk.auto_id:
                 batch.pks = list(self.store.take_auto_ids(c, self.record, len(batch)))
-            else:
+            try:
+                seqs = self._append(c, batch, partition)
+            except sqlite3.IntegrityError:  # the pk column is UNIQUE: some keys already exist
                 existing = self.store.existing_pks(c, self.record, batch.pks)
-                if existing:
-                    dup = next(iter(existing))
-                    raise PrimaryKeyError(
-                        f"primary key {dup!r} already exists in collection {self.name!r} "
-                        f"({len(existing)} of {len(batch)} keys do); use upsert to replace rows")
-            seqs = self._append(c, batch, partition)
+                dup = next(iter(existing), None)
+                raise PrimaryKeyError(
+                    f"primary key {dup!r} already exists in collection {self.name!r} "
+                    f"({len(existing)} of {len(batch)} keys do); use upsert to replace rows") from None
         self._after_write(batch, partition, seqs, deleted=[])
         return {"insert_count": len(batch), "ids": list(batch.pks)}
 

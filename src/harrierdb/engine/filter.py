@@ -1597,8 +1597,8 @@ def evaluate(expr: Expr | str, columns: Mapping[str, np.ndarray], n_rows: int,
     if params is not None and not isinstance(params, Mapping):
         raise FilterError(f"filter params must be a mapping of name to value, got "
                           f"{type(params).__name__}")
-    evaluator = Evaluator(columns, int(n_rows), params, dynamic_field)
     try:
+        evaluator = Evaluator(columns, int(n_rows), params, dynamic_field)
         with np.errstate(all="ignore"):  # division by zero etc. are handled as nulls
             mask = evaluator.mask(node)
     except FilterError:
