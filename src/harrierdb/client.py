@@ -8,12 +8,14 @@ the same code moves to a real Milvus cluster by changing the URI.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from harrierdb.engine.database import Database
 from harrierdb.errors import ParamError
 from harrierdb.index.spec import flatten_params
+from harrierdb.iterators import QueryIterator, SearchIterator
 from harrierdb.schema import CollectionSchema, DataType, FieldSchema
 
 _REMOTE_PREFIXES = ("http://", "https://", "tcp://", "grpc://")
@@ -226,6 +228,24 @@ class MilvusClient:
         return coll.search(data, anns_field, filter or "", limit, offset, output_fields,
                            search_params, partition_names, filter_params, **kwargs)
 
+    def search_iterator(self, collection_name: str, data: Any, batch_size: int = 1000, limit: int = -1,
+                        filter: str = "", output_fields: Sequence[str] | None = None,
+                        search_params: Mapping | None = None, timeout: float | None = None,
+                        partition_names: Sequence[str] | None = None, anns_field: str | None = None,
+                        **kwargs: Any) -> SearchIterator:
+        """Hits of one query vector, best first, a page of ``batch_size`` per ``next()``."""
+        return SearchIterator(self._db.collection(collection_name), data, batch_size, limit,
+                              filter or "", output_fields, search_params, anns_field,
+                              partition_names, kwargs.get("filter_params"))
+
+    def query_iterator(self, collection_name: str, batch_size: int = 1000, limit: int = -1,
+                       filter: str = "", output_fields: Sequence[str] | None = None,
+                       partition_names: Sequence[str] | None = None, timeout: float | None = None,
+                       **kwargs: Any) -> QueryIterator:
+        """Rows matching ``filter`` in primary-key order, a page of ``batch_size`` per ``next()``."""
+        return QueryIterator(self._db.collection(collection_name), batch_size, limit, filter or "",
+                             output_fields, partition_names, kwargs.get("filter_params"))
+
     def flush(self, collection_name: str = "", **kwargs: Any) -> None:
         """Make everything written so far durable against power loss (fsync)."""
         if collection_name:
@@ -308,7 +328,7 @@ class MilvusClient:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "MilvusClient":
+    def __enter__(self) -> MilvusClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:

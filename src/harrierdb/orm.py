@@ -7,8 +7,9 @@ unchanged. A handle holds no engine state: every call goes through its client.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 import json
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class DataType(enum.IntEnum):
     UNKNOWN = 999
 
     @classmethod
-    def coerce(cls, value: Any) -> "DataType":
+    def coerce(cls, value: Any) -> DataType:
         """Accept our member, a pymilvus member, a name or a number."""
         if isinstance(value, cls):
             return value
@@ -120,7 +121,7 @@ class Function:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Function":
+    def from_dict(cls, d: Mapping) -> Function:
         return cls(d["name"], FunctionType[d["type"]], d["input_field_names"],
                    d["output_field_names"], d.get("description", ""), d.get("params", {}))
 
@@ -219,7 +220,7 @@ class FieldSchema:
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "FieldSchema":
+    def from_dict(cls, d: Mapping) -> FieldSchema:
         d = dict(d)
         name, dtype = d.pop("name"), d.pop("type")
         d.pop("params", None)
@@ -258,12 +259,12 @@ class CollectionSchema:
             self.add_function(fn)
 
     # -- building ---------------------------------------------------------------------------
-    def add_field(self, field_name: str, datatype: Any, **kwargs: Any) -> "CollectionSchema":
+    def add_field(self, field_name: str, datatype: Any, **kwargs: Any) -> CollectionSchema:
         """Add a field (pymilvus's ``schema.add_field``); returns the schema for chaining."""
         self._append(FieldSchema(field_name, datatype, **kwargs))
         return self
 
-    def add_function(self, function: Function) -> "CollectionSchema":
+    def add_function(self, function: Function) -> CollectionSchema:
         """Declare a field computed from others (e.g. BM25 from a text field)."""
         if any(f.name == function.name for f in self.functions):
             raise SchemaError(f"function {function.name!r} is declared twice")
@@ -337,7 +338,7 @@ class CollectionSchema:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "CollectionSchema":
+    def from_dict(cls, d: Mapping) -> CollectionSchema:
         return cls(
             [FieldSchema.from_dict(f) for f in d["fields"]],
             d.get("description", ""),

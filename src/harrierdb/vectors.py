@@ -7,7 +7,8 @@ to that array, and converts back for search (``as_float32``) and for results (``
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -8,7 +8,8 @@ position it covers, so it can be brought up to date with what other processes co
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -212,6 +213,8 @@ class Collection:
                offset: int = 0, output_fields: Sequence[str] | None = None,
                search_params: Mapping | None = None, partition_names: Sequence[str] | None = None,
                filter_params: Mapping | None = None, **kwargs: Any) -> SearchResult:
+        """Nearest neighbours per query; with ``group_by_field``, the best ``limit`` groups of
+        up to ``group_size`` hits each (groups ordered by their best hit)."""
         field = self._vector_field(anns_field)
         _check_limit(limit, offset)
         queries = self._query_vectors(data, field)
@@ -219,16 +222,42 @@ class Collection:
         mask = None
         if filter or partition_names:
             mask = self._candidate_mask(cache, filter, filter_params, partition_names)
+        grouping = search_plan.Grouping.make(search_params, kwargs)
         request = search_plan.SearchRequest.make(field, queries, limit + offset, search_params, kwargs)
-        results = self.indexes.search(cache, request, mask)
+        if grouping is None:
+            results = [(d[offset:], p[offset:]) for d, p in self.indexes.search(cache, request, mask)]
+        else:
+            values = cache.column(self._field(grouping.field).name)
+            results = grouping.search(self.indexes, cache, request, mask, values, limit, offset)
         fields = self._output_fields(output_fields, default_all=False)
+        if grouping is not None and grouping.field not in fields:
+            fields.append(grouping.field)  # Milvus returns the group value with each hit
+        return self._hits(cache, results, fields)
+
+    def ranked(self, data: Any, anns_field: str | None, filter: str, limit: int,
+               search_params: Mapping | None, filter_params: Mapping | None,
+               partition_names: Sequence[str] | None) -> tuple[Any, np.ndarray, np.ndarray]:
+        """The cache and (distances, positions) of up to ``limit`` best rows for one query
+        (every matching row when ``limit`` < 0): what ``search_iterator`` pages through."""
+        field = self._vector_field(anns_field)
+        queries = self._query_vectors(data, field)
+        if len(queries) != 1:
+            raise ParamError(f"search_iterator takes one query vector, got {len(queries)}")
+        cache = self.cache()
+        mask = self._candidate_mask(cache, filter, filter_params, partition_names)
+        k = int(mask.sum()) if limit is None or limit < 0 else min(limit, int(mask.sum()))
+        request = search_plan.SearchRequest.make(field, queries, max(k, 1), search_params, {})
+        distances, positions = self.indexes.search(cache, request, mask)[0]
+        return cache, distances[:k], positions[:k]
+
+    def _hits(self, cache: CollectionCache, results: Iterable[tuple[np.ndarray, np.ndarray]],
+              fields: list[str]) -> SearchResult:
         out = SearchResult()
+        pks = cache.pks.view
         for distances, positions in results:
             hits = Hits()
-            for dist, pos in zip(distances[offset:].tolist(), positions[offset:].tolist()):
-                entity = self._entity(cache, pos, fields, with_pk=False)
-                hits.append(Hit(cache.pks.view[pos].item() if cache.pks.dtype != object
-                                else cache.pks.view[pos], dist, entity))
+            for dist, pos in zip(distances.tolist(), positions.tolist()):
+                hits.append(Hit(_py(pks[pos]), dist, self._entity(cache, pos, fields, with_pk=False)))
             out.append(hits)
         return out
 

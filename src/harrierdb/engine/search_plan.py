@@ -10,9 +10,10 @@ exactly, so a caller always gets min(limit, matching rows) hits.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +37,8 @@ EXACT_BUDGET = 2048 * 384
 MAX_EF = 4096
 # Quantised indexes (SQ8, PQ) fetch this many times k candidates, re-ranked exactly.
 RERANK_FACTOR = 4
+# A grouping search first ranks this many times (groups x group size) candidates.
+GROUP_OVERSAMPLE = 4
 # Rebuild an index once this share of its rows were deleted since it was built.
 REBUILD_DEAD_FRACTION = 0.3
 # Indexes smaller than this are rebuilt on open rather than saved (it is faster).
@@ -56,7 +59,7 @@ class SearchRequest:
 
     @classmethod
     def make(cls, f: FieldSchema, queries: np.ndarray, k: int, search_params: Mapping | None,
-             extra: Mapping) -> "SearchRequest":
+             extra: Mapping) -> SearchRequest:
         params = flatten_params(search_params)
         params.update(flatten_params(extra.get("param")))
         metric = params.pop("metric_type", None)
@@ -71,6 +74,77 @@ class SearchRequest:
                    _opt_float(range_filter, "range_filter"))
 
 
+@dataclass
+class Grouping:
+    """A grouping search: the best ``limit`` groups by ``field``, ``size`` hits per group.
+
+    Groups are always filled when enough rows exist, so ``strict`` (Milvus's
+    ``strict_group_size``) holds either way; it is kept for API compatibility."""
+
+    field: str
+    size: int = 1
+    strict: bool = False
+
+    @classmethod
+    def make(cls, search_params: Mapping | None, extra: Mapping) -> Grouping | None:
+        params = flatten_params(search_params)
+        name = extra.get("group_by_field") or params.get("group_by_field")
+        if not name:
+            return None
+        size = extra.get("group_size") or params.get("group_size") or 1
+        strict = bool(extra.get("strict_group_size") or params.get("strict_group_size") or False)
+        if not isinstance(size, int) or size < 1:
+            raise ParamError(f"group_size must be a positive integer, got {size!r}")
+        return cls(name, size, strict)
+
+    def search(self, indexes: IndexSet, cache: CollectionCache, request: SearchRequest,
+               mask: np.ndarray | None, values: np.ndarray, limit: int,
+               offset: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Rank an oversampled candidate list, group it, and rank everything exactly only
+        when the oversample did not fill ``limit + offset`` groups."""
+        n_candidates = cache.n_alive if mask is None else int(mask.sum())
+        groups_wanted = limit + offset
+        k = min(n_candidates, max(groups_wanted * self.size * GROUP_OVERSAMPLE, 256))
+        out = []
+        for qi in range(len(request.queries)):
+            one = replace(request, queries=request.queries[qi:qi + 1], k=k)
+            d, p = indexes.search(cache, one, mask)[0]
+            groups = self._group(d, p, values, groups_wanted)
+            short = len(groups) < groups_wanted or any(len(g) < self.size for g in groups)
+            if short and k < n_candidates:  # the oversample missed some: rank everything
+                d, p = indexes._exact(cache, replace(one, k=n_candidates), indexes.metric_for(one), mask)[0]
+                groups = self._group(d, p, values, groups_wanted)
+            chosen = [hit for group in groups[offset:] for hit in group]
+            out.append((np.array([h[0] for h in chosen], dtype=np.float32),
+                        np.array([h[1] for h in chosen], dtype=np.int64)))
+        return out
+
+    def _group(self, distances: np.ndarray, positions: np.ndarray, values: np.ndarray,
+               wanted: int) -> list[list[tuple[float, int]]]:
+        groups: dict[Any, list[tuple[float, int]]] = {}
+        for dist, pos in zip(distances.tolist(), positions.tolist()):
+            key = _group_key(values[pos])
+            if key is None:
+                continue
+            group = groups.get(key)
+            if group is None:
+                if len(groups) >= wanted:
+                    continue
+                groups[key] = group = []
+            if len(group) < self.size:
+                group.append((dist, pos))
+        return list(groups.values())
+
+
+def _group_key(value: Any) -> Any:
+    """Group values must be hashable scalars; null rows belong to no group."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, dict)):
+        raise ParamError("group_by_field must be a scalar field (not JSON or ARRAY)")
+    return value
+
+
 def _opt_float(value: Any, name: str) -> float | None:
     if value is None:
         return None
@@ -83,7 +157,7 @@ def _opt_float(value: Any, name: str) -> float | None:
 class IndexSet:
     """The indexes of one collection and the planner that picks how to search."""
 
-    def __init__(self, collection: "Collection"):
+    def __init__(self, collection: Collection):
         self.collection = collection
         self.specs: dict[str, IndexSpec] = {}
         self.ann: dict[str, AnnIndex] = {}
@@ -106,13 +180,13 @@ class IndexSet:
         return self.collection.store.root / "indexes" / str(self.collection.record.id) / f"{field_name}.faiss"
 
     # -- life cycle ------------------------------------------------------------------------
-    def sync(self, cache: "CollectionCache") -> None:
+    def sync(self, cache: CollectionCache) -> None:
         """Forget indexes whose row ids no longer hold (the cache was rebuilt by compaction).
         New rows are added lazily, at the next search, so inserts stay O(batch)."""
         for name in [n for n, ann in self.ann.items() if ann.epoch != cache.epoch]:
             del self.ann[name]
 
-    def ensure_built(self, cache: "CollectionCache | None") -> None:
+    def ensure_built(self, cache: CollectionCache | None) -> None:
         """Load or build every index now (``load_collection`` does this ahead of searches)."""
         if cache is None:
             return
@@ -141,7 +215,7 @@ class IndexSet:
         indexed = min(ann.ntotal, total_rows)
         return {"indexed_rows": indexed, "pending_index_rows": total_rows - indexed, "state": "Finished"}
 
-    def _ready(self, cache: "CollectionCache", name: str) -> AnnIndex | None:
+    def _ready(self, cache: CollectionCache, name: str) -> AnnIndex | None:
         """The field's ANN index, loaded or built and holding every live row; None when the
         field has no ANN index or too few rows to train one (exact search serves then)."""
         spec = self.specs.get(name)
@@ -187,7 +261,7 @@ class IndexSet:
                 f"metric_type={spec.metric_type!r}, or drop the index and create one with {request.metric}")
         return spec.metric_type
 
-    def search(self, cache: "CollectionCache", request: SearchRequest,
+    def search(self, cache: CollectionCache, request: SearchRequest,
                mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
         """(distances, row positions) per query, best first.
 
@@ -206,7 +280,7 @@ class IndexSet:
             return self._exact(cache, request, metric, mask)
         return self._ann(cache, request, metric, mask, ann, n_candidates)
 
-    def _ann(self, cache: "CollectionCache", request: SearchRequest, metric: str,
+    def _ann(self, cache: CollectionCache, request: SearchRequest, metric: str,
              mask: np.ndarray | None, ann: AnnIndex, n_candidates: int) -> list[tuple[np.ndarray, np.ndarray]]:
         alive = cache.alive.view
         allowed = None
@@ -216,8 +290,11 @@ class IndexSet:
             allowed = cache.seqs.view[alive]
         params = default_search_params(ann.spec, request.params)
         selectivity = n_candidates / max(ann.ntotal, 1)
-        if "ef" in params and selectivity < 1:
-            params["ef"] = int(min(params["ef"] / selectivity, MAX_EF))
+        if selectivity < 1:  # explore more of the graph / more lists as fewer rows pass
+            if "ef" in params:
+                params["ef"] = int(min(params["ef"] / selectivity, MAX_EF))
+            if "nprobe" in params:
+                params["nprobe"] = int(min(params["nprobe"] / selectivity, ann.spec.params["nlist"]))
         k = request.k
         k_search = k * RERANK_FACTOR if ann.needs_rerank else k
         queries = request.queries.astype(np.float32, copy=False)
@@ -242,7 +319,7 @@ class IndexSet:
                 results.append((distances[qi][found][:k], pos[:k]))
         return results
 
-    def _exact(self, cache: "CollectionCache", request: SearchRequest, metric: str,
+    def _exact(self, cache: CollectionCache, request: SearchRequest, metric: str,
                mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
         name = request.field.name
         binary = metric in ("HAMMING", "JACCARD")
@@ -301,11 +378,11 @@ def _one(request: SearchRequest, qi: int) -> SearchRequest:
     return replace(request, queries=request.queries[qi:qi + 1])
 
 
-def _dead_fraction(cache: "CollectionCache", ann: AnnIndex) -> float:
+def _dead_fraction(cache: CollectionCache, ann: AnnIndex) -> float:
     covered = int(np.searchsorted(cache.seqs.view, ann.covered_seq, side="right"))
     alive_covered = int(cache.alive.view[:covered].sum())
     return 1 - alive_covered / max(ann.ntotal, 1)
 
 
-def _index_vectors(cache: "CollectionCache", name: str, spec: IndexSpec) -> np.ndarray:
+def _index_vectors(cache: CollectionCache, name: str, spec: IndexSpec) -> np.ndarray:
     return cache.float_matrix(name, spec.metric_type == "COSINE")

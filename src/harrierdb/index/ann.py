@@ -159,7 +159,7 @@ class AnnIndex:
         os.replace(meta_tmp, path.with_suffix(".json"))
 
     @classmethod
-    def load(cls, path: Path, spec: IndexSpec, dim: int, epoch: int) -> "AnnIndex | None":
+    def load(cls, path: Path, spec: IndexSpec, dim: int, epoch: int) -> AnnIndex | None:
         """The saved index if it matches this spec and epoch and reads cleanly, else None."""
         try:
             meta = json.loads(path.with_suffix(".json").read_text())

@@ -7,8 +7,9 @@ thing here, and an unknown type, metric or parameter is an error rather than sil
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from harrierdb.errors import ParamError
 from harrierdb.index.exact import BINARY_METRICS, FLOAT_METRICS
@@ -49,7 +50,7 @@ class IndexSpec:
                 "index_name": self.index_name or self.field_name}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "IndexSpec":
+    def from_dict(cls, d: Mapping) -> IndexSpec:
         return cls(d["field_name"], d["index_type"], d["metric_type"], dict(d.get("params", {})),
                    d.get("index_name", ""))
 
