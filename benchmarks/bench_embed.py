@@ -1,6 +1,6 @@
 """Encode throughput of SentenceEmbedding on 2,000 short sentences (not a test).
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python tests/embed/bench_dense.py [int8] [float32]
+    .venv/bin/python benchmarks/bench_embed.py [int8] [float32]
 """
 
 from __future__ import annotations
