@@ -228,6 +228,13 @@ class MilvusClient:
         return coll.search(data, anns_field, filter or "", limit, offset, output_fields,
                            search_params, partition_names, filter_params, **kwargs)
 
+    def hybrid_search(self, collection_name: str, reqs: Sequence[Any], ranker: Any, limit: int = 10,
+                      output_fields: Sequence[str] | None = None, timeout: float | None = None,
+                      partition_names: Sequence[str] | None = None, **kwargs: Any) -> Any:
+        """Several searches (dense, sparse, BM25, ...) fused by ``RRFRanker`` or ``WeightedRanker``."""
+        return self._db.collection(collection_name).hybrid_search(
+            reqs, ranker, limit, kwargs.get("offset", 0), output_fields, partition_names)
+
     def search_iterator(self, collection_name: str, data: Any, batch_size: int = 1000, limit: int = -1,
                         filter: str = "", output_fields: Sequence[str] | None = None,
                         search_params: Mapping | None = None, timeout: float | None = None,

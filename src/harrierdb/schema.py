@@ -44,6 +44,7 @@ class DataType(enum.IntEnum):
     BFLOAT16_VECTOR = 103
     SPARSE_FLOAT_VECTOR = 104
     INT8_VECTOR = 105
+    ARRAY_OF_VECTOR = 106  # several FLOAT vectors per row (ColBERT-style), scored by MaxSim
     UNKNOWN = 999
 
     @classmethod
@@ -54,7 +55,7 @@ class DataType(enum.IntEnum):
         name = getattr(value, "name", value)
         try:
             if isinstance(name, str):
-                return cls[name.upper()]
+                return cls[name.upper().lstrip("_")]  # pymilvus spells it _ARRAY_OF_VECTOR
             return cls(int(name))
         except (KeyError, ValueError, TypeError):
             known = ", ".join(m.name for m in cls if m not in (cls.NONE, cls.UNKNOWN))
@@ -62,7 +63,7 @@ class DataType(enum.IntEnum):
 
     @property
     def is_vector(self) -> bool:
-        return self.value >= 100 and self is not DataType.UNKNOWN
+        return 100 <= self.value < 200
 
     @property
     def is_integer(self) -> bool:

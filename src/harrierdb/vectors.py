@@ -1,8 +1,10 @@
 """Encodings of vector field values: what a user may pass, how it is stored, what comes back.
 
-Every fixed-width vector type is held as a 2-D NumPy array (one row per entity) whose rows are
-stored as raw little-endian blobs. A codec validates input (dimension, NaN/inf, ranges), encodes
-to that array, and converts back for search (``as_float32``) and for results (``to_output``).
+A codec validates input (dimension, NaN/inf, ranges) and encodes a batch: fixed-width types
+(FLOAT, FLOAT16, BFLOAT16, INT8, BINARY) as a 2-D NumPy array, sparse vectors as a SciPy CSR
+array, multi-vectors as (row offsets, flat token matrix). It also turns a batch into bytes and
+back (storage), concatenates and selects batches (the cache), converts to float32 for search
+(``as_float32``) and a row to what results show (``output``).
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
+from harrierdb.engine.columns import Growable, MultiVectorColumn, SparseColumn
 from harrierdb.errors import DataError, SchemaError
+
+SPARSE_MAX_INDEX = 2**32 - 2  # Milvus: sparse indices are uint32 below 2^32 - 1
 
 
 class FixedWidthCodec:
@@ -63,9 +69,26 @@ class FixedWidthCodec:
             raise DataError(f"field {field!r}: vectors must hold numbers, got dtype {array.dtype}")
         return np.ascontiguousarray(array, dtype=self.storage_dtype)
 
-    def from_blobs(self, blobs: Sequence[bytes], dim: int) -> np.ndarray:
-        width = self.width(dim)
-        return np.frombuffer(b"".join(blobs), dtype=self.storage_dtype).reshape(len(blobs), width)
+    # -- batches: storage and cache ---------------------------------------------------------
+    def to_bytes(self, batch: np.ndarray) -> bytes:
+        return np.ascontiguousarray(batch).tobytes()
+
+    def from_bytes(self, data: bytes, n: int, dim: int) -> np.ndarray:
+        return np.frombuffer(data, dtype=self.storage_dtype).reshape(n, self.width(dim))
+
+    def concat(self, batches: list, dim: int) -> np.ndarray:
+        if len(batches) == 1:
+            return batches[0]
+        return np.concatenate(batches) if batches else np.empty((0, self.width(dim)), self.storage_dtype)
+
+    def take(self, batch: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return batch[rows]
+
+    def new_column(self, dim: int) -> Growable:
+        return Growable(self.storage_dtype, self.width(dim))
+
+    def output(self, column: Any, pos: int) -> Any:
+        return self.to_output(column.view[pos])
 
     def as_float32(self, stored: np.ndarray) -> np.ndarray:
         return np.asarray(stored, dtype=np.float32)
@@ -156,12 +179,155 @@ class BinaryCodec(FixedWidthCodec):
         return stored_row.tobytes()
 
 
-_CODECS: dict[str, FixedWidthCodec] = {
-    c.name: c for c in (FixedWidthCodec(), Float16Codec(), BFloat16Codec(), Int8Codec(), BinaryCodec())
+class SparseCodec:
+    """Sparse float vectors: {index: value} dicts, SciPy sparse rows, or (indices, values)."""
+
+    name = "SPARSE_FLOAT_VECTOR"
+
+    def check_dim(self, field: str, dim: int | None) -> None:
+        """Sparse vectors have no fixed dimension."""
+
+    def encode(self, values: Any, dim: int | None, field: str) -> sp.csr_array:
+        if sp.issparse(values):
+            batch = sp.csr_array(values, dtype=np.float32)
+        else:
+            rows = [self._row(v, i, field) for i, v in enumerate(values)]
+            indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+            indptr[1:] = np.cumsum([len(r[0]) for r in rows])
+            indices = np.concatenate([r[0] for r in rows]) if rows else np.empty(0, np.int64)
+            data = np.concatenate([r[1] for r in rows]) if rows else np.empty(0, np.float32)
+            batch = sp.csr_array((data, indices, indptr), shape=(len(rows), SPARSE_MAX_INDEX + 1))
+        if batch.shape[1] > SPARSE_MAX_INDEX + 1:
+            raise DataError(f"field {field!r}: sparse indices must be below {SPARSE_MAX_INDEX + 1}")
+        batch.resize((batch.shape[0], SPARSE_MAX_INDEX + 1))
+        if not np.isfinite(batch.data).all():
+            raise DataError(f"field {field!r}: sparse vector contains NaN or inf; clean the input")
+        batch.sum_duplicates()
+        batch.eliminate_zeros()
+        return batch
+
+    @staticmethod
+    def _row(value: Any, i: int, field: str) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            if sp.issparse(value):
+                row = sp.coo_array(value)
+                if row.ndim == 2 and row.shape[0] != 1:
+                    raise DataError(f"field {field!r}: sparse row {i} has {row.shape[0]} rows, expected 1")
+                idx, vals = row.coords[-1], row.data
+            elif isinstance(value, dict):
+                idx = np.fromiter(value.keys(), dtype=np.int64, count=len(value))
+                vals = np.fromiter(value.values(), dtype=np.float64, count=len(value))
+            elif isinstance(value, (tuple, list)) and len(value) == 2 and not np.isscalar(value[0]):
+                idx, vals = np.asarray(value[0], dtype=np.int64), np.asarray(value[1], dtype=np.float64)
+            else:
+                pairs = np.asarray(value, dtype=np.float64).reshape(-1, 2)
+                idx, vals = pairs[:, 0].astype(np.int64), pairs[:, 1]
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"field {field!r}: sparse vector {i} must be a dict {{index: value}}, a SciPy sparse row "
+                f"or (indices, values); got {type(value).__name__} ({exc})") from None
+        if len(idx) != len(vals):
+            raise DataError(f"field {field!r}: sparse vector {i} has {len(idx)} indices but {len(vals)} values")
+        if len(idx) and (idx.min() < 0 or idx.max() > SPARSE_MAX_INDEX):
+            raise DataError(f"field {field!r}: sparse vector {i} has an index outside [0, {SPARSE_MAX_INDEX}]")
+        order = np.argsort(idx, kind="stable")
+        return idx[order], vals[order].astype(np.float32)
+
+    def to_bytes(self, batch: sp.csr_array) -> bytes:
+        return b"".join([batch.indptr.astype("<i8").tobytes(), batch.indices.astype("<u4").tobytes(),
+                         batch.data.astype("<f4").tobytes()])
+
+    def from_bytes(self, data: bytes, n: int, dim: int | None) -> sp.csr_array:
+        indptr = np.frombuffer(data, dtype="<i8", count=n + 1)
+        nnz = int(indptr[-1])
+        start = 8 * (n + 1)
+        indices = np.frombuffer(data, dtype="<u4", count=nnz, offset=start).astype(np.int64)
+        values = np.frombuffer(data, dtype="<f4", count=nnz, offset=start + 4 * nnz).copy()  # SciPy writes
+        return sp.csr_array((values, indices, indptr.astype(np.int64)), shape=(n, SPARSE_MAX_INDEX + 1))
+
+    def concat(self, batches: list, dim: int | None) -> sp.csr_array:
+        if len(batches) == 1:
+            return batches[0]
+        if not batches:
+            return sp.csr_array((0, SPARSE_MAX_INDEX + 1), dtype=np.float32)
+        return sp.vstack(batches, format="csr")
+
+    def take(self, batch: sp.csr_array, rows: np.ndarray) -> sp.csr_array:
+        return batch[rows]
+
+    def new_column(self, dim: int | None) -> SparseColumn:
+        return SparseColumn(SPARSE_MAX_INDEX + 1)
+
+    def output(self, column: SparseColumn, pos: int) -> dict[int, float]:
+        view = column.view
+        lo, hi = view.indptr[pos], view.indptr[pos + 1]
+        return dict(zip(view.indices[lo:hi].tolist(), view.data[lo:hi].tolist()))
+
+
+class MultiVectorCodec:
+    """Several float vectors per row (e.g. ColBERT token vectors), each of ``dim`` numbers."""
+
+    name = "ARRAY_OF_VECTOR"
+
+    def check_dim(self, field: str, dim: int | None) -> None:
+        FixedWidthCodec().check_dim(field, dim)
+
+    def encode(self, values: Any, dim: int, field: str) -> tuple[np.ndarray, np.ndarray]:
+        mats = []
+        for i, v in enumerate(values):
+            try:
+                m = np.asarray(v, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise DataError(f"field {field!r}: row {i} must be a list of vectors") from None
+            if m.ndim != 2 or m.shape[1] != dim or m.shape[0] == 0:
+                raise DataError(
+                    f"field {field!r}: row {i} must hold one or more vectors of dim {dim}, got shape {m.shape}")
+            if not np.isfinite(m).all():
+                raise DataError(f"field {field!r}: row {i} contains NaN or inf; clean the input")
+            mats.append(m)
+        offsets = np.zeros(len(mats) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(m) for m in mats])
+        flat = np.concatenate(mats) if mats else np.empty((0, dim), np.float32)
+        return offsets, flat
+
+    def to_bytes(self, batch: tuple[np.ndarray, np.ndarray]) -> bytes:
+        offsets, flat = batch
+        return offsets.astype("<i8").tobytes() + np.ascontiguousarray(flat, dtype="<f4").tobytes()
+
+    def from_bytes(self, data: bytes, n: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        offsets = np.frombuffer(data, dtype="<i8", count=n + 1)
+        flat = np.frombuffer(data, dtype="<f4", offset=8 * (n + 1)).reshape(-1, dim)
+        return offsets, flat
+
+    def concat(self, batches: list, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(batches) == 1:
+            return batches[0]
+        offsets, flats, base = [np.zeros(1, np.int64)], [], 0
+        for off, flat in batches:
+            offsets.append(off[1:] + base)
+            flats.append(flat)
+            base += len(flat)
+        return np.concatenate(offsets), (np.concatenate(flats) if flats else np.empty((0, dim), np.float32))
+
+    def take(self, batch: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        offsets, flat = batch
+        return self.concat([(np.array([0, offsets[r + 1] - offsets[r]]), flat[offsets[r]:offsets[r + 1]])
+                            for r in rows], flat.shape[1])
+
+    def new_column(self, dim: int) -> MultiVectorColumn:
+        return MultiVectorColumn(dim)
+
+    def output(self, column: MultiVectorColumn, pos: int) -> list[list[float]]:
+        return column.row(pos).tolist()
+
+
+_CODECS: dict[str, Any] = {
+    c.name: c for c in (FixedWidthCodec(), Float16Codec(), BFloat16Codec(), Int8Codec(), BinaryCodec(),
+                        SparseCodec(), MultiVectorCodec())
 }
 
 
-def codec_for(dtype: Any) -> FixedWidthCodec:
+def codec_for(dtype: Any) -> Any:
     """The codec of a vector DataType (by name)."""
     name = getattr(dtype, "name", dtype)
     try:

@@ -14,51 +14,18 @@ from typing import Any
 import numpy as np
 
 from harrierdb import vectors
+from harrierdb.engine.columns import Growable
 from harrierdb.engine.storage import VectorChunk, decode_json, scalar_columns
 from harrierdb.schema import DYNAMIC_FIELD, NUMPY_DTYPES, CollectionSchema, DataType, FieldSchema
 
 
-class Growable:
-    """A 1-D or 2-D NumPy array with amortised O(1) appends along the first axis."""
-
-    def __init__(self, dtype: Any, width: int | None = None, capacity: int = 1024):
-        self.dtype = np.dtype(dtype)
-        self.width = width
-        shape = (capacity,) if width is None else (capacity, width)
-        self._data = np.empty(shape, dtype=self.dtype)
-        self.n = 0
-
-    def extend(self, values: Any) -> None:
-        if self.dtype == object and not isinstance(values, np.ndarray):
-            arr = np.empty(len(values), dtype=object)
-            arr[:] = list(values)
-            values = arr
-        values = np.asarray(values, dtype=self.dtype)
-        if self.n == 0 and len(values) > len(self._data):
-            self._data = values  # adopt a big first batch (reopen): no copy
-            self.n = len(values)
-            return
-        need = self.n + len(values)
-        if need > len(self._data):
-            grown = np.empty((max(need, 2 * len(self._data)), *self._data.shape[1:]), dtype=self.dtype)
-            grown[: self.n] = self._data[: self.n]
-            self._data = grown
-        self._data[self.n:need] = values
-        self.n = need
-
-    @property
-    def view(self) -> np.ndarray:
-        return self._data[: self.n]
-
-
-def _gather_chunks(chunks: list[VectorChunk], seqs: np.ndarray, codec: Any, dim: int) -> np.ndarray:
+def _gather_chunks(chunks: list[VectorChunk], seqs: np.ndarray, codec: Any, dim: int) -> Any:
     """The vectors of rows ``seqs`` (sorted) out of the chunks that hold them."""
-    width = codec.width(dim)
-    data = np.frombuffer(b"".join(ch.data for ch in chunks), dtype=codec.storage_dtype).reshape(-1, width)
+    batch = codec.concat([codec.from_bytes(ch.data, len(ch.seqs), dim) for ch in chunks], dim)
     chunk_seqs = np.concatenate([ch.seqs for ch in chunks]) if chunks else np.empty(0, np.int64)
     if len(chunk_seqs) == len(seqs) and np.array_equal(chunk_seqs, seqs):
-        return data  # nothing deleted in between: no gather needed
-    return data[np.searchsorted(chunk_seqs, seqs)]
+        return batch  # nothing deleted in between: no gather needed
+    return codec.take(batch, np.searchsorted(chunk_seqs, seqs))
 
 
 def _column_dtype(f: FieldSchema | None) -> Any:
@@ -87,11 +54,7 @@ class CollectionCache:
             (DYNAMIC_FIELD if f is None else f.name): Growable(_column_dtype(f))
             for f in self._scalar_fields
         }
-        self.vectors = {
-            f.name: Growable(vectors.codec_for(f.dtype).storage_dtype,
-                             vectors.codec_for(f.dtype).width(f.dim))
-            for f in schema.vector_fields
-        }
+        self.vectors = {f.name: vectors.codec_for(f.dtype).new_column(f.dim) for f in schema.vector_fields}
         self.pos_of_pk: dict[Any, int] = {}
         self.n_alive = 0
         self.version = 0  # bumps on every change; derived data (normalised copies) keys on it

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from harrierdb import vectors
 from harrierdb.engine import filter as filter_lang
-from harrierdb.engine import search_plan
+from harrierdb.engine import fulltext, search_plan
 from harrierdb.engine.cache import CollectionCache
 from harrierdb.engine.storage import CollectionRecord, Store
 from harrierdb.errors import (
@@ -28,8 +29,9 @@ from harrierdb.errors import (
     PrimaryKeyError,
 )
 from harrierdb.index.spec import IndexSpec, make_index_spec
+from harrierdb.ranker import top as ranker_top
 from harrierdb.results import Hit, Hits, SearchResult
-from harrierdb.schema import DEFAULT_PARTITION, DYNAMIC_FIELD, RowBatch, validate_rows
+from harrierdb.schema import DEFAULT_PARTITION, DYNAMIC_FIELD, DataType, RowBatch, validate_rows
 
 COUNT_STAR = "count(*)"
 
@@ -101,6 +103,7 @@ class Collection:
         partition = self._partition(partition_name)
         pk = self.schema.primary_field
         batch = validate_rows(self.schema, data, assign_ids=itertools.count() if pk.auto_id else None)
+        fulltext.apply_functions(self.schema, batch)
         with self.store.write() as c:
             self._catch_up_if_loaded(c)
             if pk.auto_id:
@@ -119,6 +122,7 @@ class Collection:
     def upsert(self, data: Any, partition_name: str | None = None) -> dict:
         partition = self._partition(partition_name)
         batch = validate_rows(self.schema, data)
+        fulltext.apply_functions(self.schema, batch)
         with self.store.write() as c:
             self._catch_up_if_loaded(c)
             existing = list(self.store.existing_pks(c, self.record, batch.pks).values())
@@ -234,6 +238,31 @@ class Collection:
             fields.append(grouping.field)  # Milvus returns the group value with each hit
         return self._hits(cache, results, fields)
 
+    def hybrid_search(self, reqs: Sequence[Any], ranker: Any, limit: int = 10, offset: int = 0,
+                      output_fields: Sequence[str] | None = None,
+                      partition_names: Sequence[str] | None = None) -> SearchResult:
+        """Run each AnnSearchRequest, then fuse the lists per query with the ranker."""
+        if not reqs:
+            raise ParamError("hybrid_search needs at least one AnnSearchRequest")
+        _check_limit(limit, offset)
+        cache = self.cache()
+        per_request = []
+        for req in reqs:
+            field = self._vector_field(req.anns_field)
+            queries = self._query_vectors(req.data, field)
+            mask = None
+            if req.expr or partition_names:
+                mask = self._candidate_mask(cache, req.expr or "", req.expr_params, partition_names)
+            request = search_plan.SearchRequest.make(field, queries, req.limit, req.param, {})
+            metric = self.indexes.metric_for(request)
+            per_request.append([(d, p, metric) for d, p in self.indexes.search(cache, request, mask)])
+        n_queries = {len(r) for r in per_request}
+        if len(n_queries) != 1:
+            raise ParamError(f"every AnnSearchRequest must have the same number of queries, got {sorted(n_queries)}")
+        fused = [ranker_top(ranker.fuse([r[qi] for r in per_request]), limit, offset)
+                 for qi in range(n_queries.pop())]
+        return self._hits(cache, fused, self._output_fields(output_fields, default_all=False))
+
     def ranked(self, data: Any, anns_field: str | None, filter: str, limit: int,
                search_params: Mapping | None, filter_params: Mapping | None,
                partition_names: Sequence[str] | None) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -337,18 +366,22 @@ class Collection:
             raise ParamError(f"anns_field {anns_field!r} is {f.dtype.name}, not a vector field")
         return f
 
-    def _query_vectors(self, data: Any, field: Any) -> np.ndarray:
-        if isinstance(data, np.ndarray) and data.ndim == 1:
-            data = data[None, :]
-        elif isinstance(data, (list, tuple)) and data and np.isscalar(data[0]):
+    def _query_vectors(self, data: Any, field: Any) -> Any:
+        """Query data encoded as the field stores vectors (texts for a BM25 field)."""
+        if field.is_function_output:
+            texts = [data] if isinstance(data, str) else list(data)
+            if not texts or not all(isinstance(t, str) for t in texts):
+                raise ParamError(f"field {field.name!r} is filled by BM25: search it with query texts")
+            src = fulltext.source_field(self.schema, field)
+            return fulltext.term_frequencies(texts, fulltext.analyzer_for(src), field.name)
+        if _is_single_query(data, field):
             data = [data]
-        if data is None or len(data) == 0:
+        if data is None or (not sp.issparse(data) and len(data) == 0):
             raise ParamError("search data is empty; pass one vector or a list of vectors")
         try:
-            stored = vectors.codec_for(field.dtype).encode(data, field.dim, field.name)
+            return vectors.codec_for(field.dtype).encode(data, field.dim, field.name)
         except DataError as exc:
             raise ParamError(f"query vectors: {exc.message}") from None
-        return stored
 
     def _coerce_ids(self, ids: Any) -> list:
         if isinstance(ids, np.ndarray):
@@ -390,7 +423,8 @@ class Collection:
         resolved: list[str] = []
         for name in names:
             if name == "*":
-                resolved += [f for f in self.schema.field_names if f not in resolved]
+                resolved += [f.name for f in self.schema.fields
+                             if f.name not in resolved and not f.is_function_output]
                 if self.schema.enable_dynamic_field:
                     resolved.append(DYNAMIC_FIELD)
             elif name in self.schema.field_names or name == DYNAMIC_FIELD:
@@ -420,10 +454,27 @@ class Collection:
                     entity[key] = meta[key]
             elif name in cache.vectors:
                 f = self.schema.field(name)
-                entity[name] = vectors.codec_for(f.dtype).to_output(cache.vectors[name].view[pos])
+                entity[name] = vectors.codec_for(f.dtype).output(cache.vectors[name], pos)
             else:
                 entity[name] = _py(cache.columns[name].view[pos])
         return entity
+
+
+def _is_single_query(data: Any, field: Any) -> bool:
+    """One query given bare rather than in a list (a vector, a sparse dict, a token matrix)."""
+    if isinstance(data, (dict, bytes)):
+        return True
+    if field.dtype is DataType.ARRAY_OF_VECTOR:
+        return isinstance(data, np.ndarray) and data.ndim == 2 or (
+            isinstance(data, (list, tuple)) and bool(data) and _is_vector_like(data[0]))
+    if isinstance(data, np.ndarray):
+        return data.ndim == 1
+    return (isinstance(data, (list, tuple)) and bool(data) and np.isscalar(data[0])
+            and not isinstance(data[0], (str, bytes)))
+
+
+def _is_vector_like(x: Any) -> bool:
+    return isinstance(x, (list, tuple, np.ndarray)) and len(x) > 0 and np.isscalar(x[0])
 
 
 def _py(value: Any) -> Any:

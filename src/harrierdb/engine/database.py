@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harrierdb.engine.collection import Collection
+from harrierdb.engine.fulltext import bm25_functions
 from harrierdb.engine.storage import Store
 from harrierdb.errors import CollectionExistsError, CollectionNotFoundError, ParamError
 from harrierdb.schema import DEFAULT_PARTITION, CollectionSchema, check_collection_name
@@ -70,6 +71,7 @@ class Database:
     def create_collection(self, name: str, schema: CollectionSchema, properties: dict | None = None) -> Collection:
         check_collection_name(name)
         schema.verify()
+        bm25_functions(schema)  # validates the schema's functions
         with self.store.lock:
             if self.has_collection(name):
                 raise CollectionExistsError(

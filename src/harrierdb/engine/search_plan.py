@@ -17,10 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harrierdb import vectors
+from harrierdb.engine.fulltext import BM25Index
 from harrierdb.errors import MetricMismatchError, ParamError
+from harrierdb.index import sparse as sparse_index
 from harrierdb.index.ann import AnnIndex, default_search_params, is_ann_type
-from harrierdb.index.exact import SMALLER_IS_BETTER, exact_search, normalize_rows
-from harrierdb.index.spec import COMMON_SEARCH_PARAMS, IndexSpec, check_metric, default_metric, flatten_params
+from harrierdb.index.exact import SMALLER_IS_BETTER, exact_search, normalize_rows, top_k
+from harrierdb.index.sparse import InvertedIndex
+from harrierdb.index.spec import (
+    COMMON_SEARCH_PARAMS,
+    IndexSpec,
+    check_metric,
+    default_metric,
+    field_kind,
+    flatten_params,
+)
 from harrierdb.schema import FieldSchema
 
 if TYPE_CHECKING:
@@ -37,6 +48,8 @@ EXACT_BUDGET = 2048 * 384
 MAX_EF = 4096
 # Quantised indexes (SQ8, PQ) fetch this many times k candidates, re-ranked exactly.
 RERANK_FACTOR = 4
+# MaxSim scores this many token vectors at a time (bounds the similarity matrix's memory).
+MAXSIM_CHUNK_TOKENS = 262_144
 # A grouping search first ranks this many times (groups x group size) candidates.
 GROUP_OVERSAMPLE = 4
 # Rebuild an index once this share of its rows were deleted since it was built.
@@ -56,6 +69,10 @@ class SearchRequest:
     params: dict = field(default_factory=dict)
     radius: float | None = None
     range_filter: float | None = None
+
+    def float_queries(self) -> np.ndarray:
+        """Dense queries as float32, decoded from the field's storage type."""
+        return vectors.codec_for(self.field.dtype).as_float32(self.queries)
 
     @classmethod
     def make(cls, f: FieldSchema, queries: np.ndarray, k: int, search_params: Mapping | None,
@@ -163,6 +180,7 @@ class IndexSet:
         self.ann: dict[str, AnnIndex] = {}
         self._unsaved: set[str] = set()
         self._synced_version: dict[str, int] = {}  # cache.version each index last caught up with
+        self._posting_lists: dict[str, tuple[int, Any]] = {}  # sparse fields: (cache.version, index)
         self.reload_specs()
 
     def reload_specs(self) -> None:
@@ -273,6 +291,11 @@ class IndexSet:
         """
         metric = self.metric_for(request)
         name = request.field.name
+        kind = field_kind(request.field)
+        if kind == "sparse":
+            return self._sparse(cache, request, metric, mask)
+        if kind == "multi":
+            return self._maxsim(cache, request, metric, mask)
         in_range = request.radius is not None or request.range_filter is not None
         n_candidates = cache.n_alive if mask is None else int(mask.sum())
         ann = None if in_range or n_candidates * request.field.dim <= EXACT_BUDGET else self._ready(cache, name)
@@ -297,7 +320,7 @@ class IndexSet:
                 params["nprobe"] = int(min(params["nprobe"] / selectivity, ann.spec.params["nlist"]))
         k = request.k
         k_search = k * RERANK_FACTOR if ann.needs_rerank else k
-        queries = request.queries.astype(np.float32, copy=False)
+        queries = request.float_queries()
         if metric == "COSINE":
             queries = normalize_rows(queries)
         distances, seqs = ann.search(queries, k_search, params, allowed, cache.last_seq)
@@ -319,12 +342,51 @@ class IndexSet:
                 results.append((distances[qi][found][:k], pos[:k]))
         return results
 
+    def _sparse(self, cache: CollectionCache, request: SearchRequest, metric: str,
+                mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Sparse inner product or BM25 through posting lists, rebuilt when rows changed."""
+        name = request.field.name
+        spec = self.specs.get(name)
+        params = {**(spec.params if spec else {}), **request.params}
+        built = self._posting_lists.get(name)
+        if built is None or built[0] != cache.version:
+            matrix = cache.vectors[name].view
+            index = (BM25Index(matrix) if metric == "BM25"
+                     else InvertedIndex.build(matrix, float(params.get("drop_ratio_build", 0))))
+            built = self._posting_lists[name] = (cache.version, index)
+        index = built[1]
+        if metric == "BM25":
+            results = index.search(request.queries, request.k, cache.alive.view, mask,
+                                   float(params.get("bm25_k1", 1.2)), float(params.get("bm25_b", 0.75)))
+        else:
+            allowed = cache.alive.view if mask is None else mask
+            results = sparse_index.search(index, request.queries, request.k, allowed,
+                                          float(params.get("drop_ratio_search", 0)))
+        return [_range_filtered(d, p, request, metric) for d, p in results]
+
+    def _maxsim(self, cache: CollectionCache, request: SearchRequest, metric: str,
+                mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Exact MaxSim of each query's token vectors against every candidate row's."""
+        column = cache.vectors[request.field.name]
+        allowed = cache.alive.view if mask is None else mask
+        offsets, flat = request.queries
+        results = []
+        for qi in range(len(offsets) - 1):
+            query = flat[offsets[qi]:offsets[qi + 1]]
+            scores = maxsim_scores(column.flat.view, column.offsets.view, query, metric)
+            rows = np.flatnonzero(allowed)
+            rank = scores[rows] if metric != "MAX_SIM_L2" else -scores[rows]
+            order, _ = top_k(rank[None, :], request.k)
+            pos = rows[order[0]]
+            results.append(_range_filtered(scores[pos].astype(np.float32), pos, request, metric))
+        return results
+
     def _exact(self, cache: CollectionCache, request: SearchRequest, metric: str,
                mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
         name = request.field.name
         binary = metric in ("HAMMING", "JACCARD")
         data = cache.vectors[name].view if binary else cache.float_matrix(name, metric == "COSINE")
-        queries = request.queries if binary else request.queries.astype(np.float32, copy=False)
+        queries = request.queries if binary else request.float_queries()
         n_dead = len(cache) - cache.n_alive
         in_range = request.radius is not None or request.range_filter is not None
         k = request.k
@@ -372,6 +434,37 @@ def _in_range(d: np.ndarray, metric: str, radius: float | None, range_filter: fl
 
 
 __all__ = ["IndexSet", "SearchRequest", "COMMON_SEARCH_PARAMS"]
+
+
+def _range_filtered(d: np.ndarray, p: np.ndarray, request: SearchRequest,
+                    metric: str) -> tuple[np.ndarray, np.ndarray]:
+    if request.radius is None and request.range_filter is None:
+        return d, p
+    keep = _in_range(d, metric, request.radius, request.range_filter)
+    return d[keep], p[keep]
+
+
+def maxsim_scores(flat: np.ndarray, offsets: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:
+    """MaxSim of one query (q, dim) against every row: sum over query tokens of the best
+    match among the row's tokens. COSINE and IP: larger is better; L2: the sum of the
+    smallest squared distances, smaller is better."""
+    n = len(offsets) - 1
+    out = np.empty(n, np.float64)
+    if metric == "MAX_SIM_COSINE":
+        query = normalize_rows(query)
+    q_sq = np.einsum("ij,ij->i", query, query)
+    rows_per_chunk = max(1, MAXSIM_CHUNK_TOKENS // max(int(offsets[-1]) // max(n, 1), 1))
+    for start in range(0, n, rows_per_chunk):
+        stop = min(start + rows_per_chunk, n)
+        tokens = flat[offsets[start]:offsets[stop]]
+        if metric == "MAX_SIM_COSINE":
+            tokens = normalize_rows(tokens)
+        sims = tokens @ query.T  # (tokens, query tokens)
+        if metric == "MAX_SIM_L2":
+            sims = -(np.einsum("ij,ij->i", tokens, tokens)[:, None] + q_sq[None, :] - 2 * sims)
+        best = np.maximum.reduceat(sims, offsets[start:stop] - offsets[start], axis=0)
+        out[start:stop] = best.sum(axis=1)
+    return -out if metric == "MAX_SIM_L2" else out
 
 
 def _one(request: SearchRequest, qi: int) -> SearchRequest:

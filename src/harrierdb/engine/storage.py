@@ -26,11 +26,11 @@ import numpy as np
 
 from harrierdb.errors import FormatVersionError, StorageError
 from harrierdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema, RowBatch
+from harrierdb.vectors import codec_for
 
 FORMAT_VERSION = 1
 DB_FILE = "harrier.sqlite"
 BUSY_TIMEOUT_S = 30.0
-COMPACT_CHUNK_ROWS = 8192
 
 _SQL_TYPES = {
     DataType.BOOL: "INTEGER", DataType.INT8: "INTEGER", DataType.INT16: "INTEGER",
@@ -292,13 +292,12 @@ class Store:
             f"INSERT INTO {record.rows_table} VALUES ({', '.join('?' * n_cols)})", params)
         seqs = np.arange(first_seq, first_seq + len(batch), dtype="<i8")
         for i, f in enumerate(schema.vector_fields):
-            self._write_chunk(c, record.vector_table(i), seqs, batch.vectors[f.name])
+            self._write_chunk(c, record.vector_table(i), seqs, codec_for(f.dtype).to_bytes(batch.vectors[f.name]))
 
     @staticmethod
-    def _write_chunk(c: sqlite3.Connection, table: str, seqs: np.ndarray, array: np.ndarray) -> None:
+    def _write_chunk(c: sqlite3.Connection, table: str, seqs: np.ndarray, data: bytes) -> None:
         c.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?)",
-                  (int(seqs[0]), int(seqs[-1]), seqs.astype("<i8").tobytes(),
-                   np.ascontiguousarray(array).tobytes()))
+                  (int(seqs[0]), int(seqs[-1]), seqs.astype("<i8").tobytes(), data))
 
     def allocate_seqs(self, c: sqlite3.Connection, record: CollectionRecord, n: int) -> int:
         """Reserve ``n`` sequence numbers inside the write transaction; returns the first."""
@@ -371,26 +370,24 @@ class Store:
         with self.write() as c:
             live = np.array([r[0] for r in c.execute(f"SELECT seq FROM {record.rows_table} ORDER BY seq")],
                             dtype=np.int64)
-            for table in record.vector_tables:
-                self._rewrite_chunks(c, table, live)
+            for table, f in zip(record.vector_tables, record.schema.vector_fields):
+                self._rewrite_chunks(c, table, live, f)
             c.execute(f"DELETE FROM {record.deletes_table}")
             c.execute("UPDATE collections SET epoch = epoch + 1 WHERE id=?", (record.id,))
         with self.lock:
             self.conn.execute("VACUUM")
 
-    def _rewrite_chunks(self, c: sqlite3.Connection, table: str, live: np.ndarray) -> None:
-        """Rewrite a vector table without the rows that were deleted, in chunks of
-        COMPACT_CHUNK_ROWS (one chunk in memory at a time)."""
-        chunks = c.execute(f"SELECT first_seq, seqs, data FROM {table} ORDER BY first_seq").fetchall()
+    def _rewrite_chunks(self, c: sqlite3.Connection, table: str, live: np.ndarray, f: FieldSchema) -> None:
+        """Rewrite a vector table without the rows that were deleted, chunk by chunk."""
+        codec = codec_for(f.dtype)
+        chunks = c.execute(f"SELECT seqs, data FROM {table} ORDER BY first_seq").fetchall()
         c.execute(f"DELETE FROM {table}")
-        for _, seqs_blob, data in chunks:
+        for seqs_blob, data in chunks:
             seqs = np.frombuffer(seqs_blob, dtype="<i8")
-            width = len(data) // max(len(seqs), 1)
-            rows = np.frombuffer(data, dtype=np.uint8).reshape(len(seqs), width)
-            keep = np.isin(seqs, live)
-            for start in range(0, int(keep.sum()), COMPACT_CHUNK_ROWS):
-                kept_seqs = seqs[keep][start:start + COMPACT_CHUNK_ROWS]
-                self._write_chunk(c, table, kept_seqs, rows[keep][start:start + COMPACT_CHUNK_ROWS])
+            keep = np.flatnonzero(np.isin(seqs, live))
+            if len(keep):
+                batch = codec.take(codec.from_bytes(data, len(seqs), f.dim), keep)
+                self._write_chunk(c, table, seqs[keep], codec.to_bytes(batch))
 
     def flush(self) -> None:
         """Checkpoint the WAL into the database file and fsync it: durable against power loss."""

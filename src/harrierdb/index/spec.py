@@ -25,7 +25,20 @@ VECTOR_INDEX_TYPES: dict[str, tuple[dict, dict]] = {
     "AUTOINDEX": ({"M": 16, "efConstruction": 200}, {"ef": 64}),
     "BIN_FLAT": ({}, {}),
     "BIN_IVF_FLAT": ({"nlist": 128}, {"nprobe": 8}),
+    "SPARSE_INVERTED_INDEX": ({"drop_ratio_build": 0.0, "inverted_index_algo": "DAAT_MAXSCORE",
+                               "bm25_k1": 1.2, "bm25_b": 0.75}, {"drop_ratio_search": 0.0}),
+    "SPARSE_WAND": ({"drop_ratio_build": 0.0, "bm25_k1": 1.2, "bm25_b": 0.75}, {"drop_ratio_search": 0.0}),
+    "MAX_SIM_FLAT": ({}, {}),
 }
+# Which index types fit which kind of vector field.
+_TYPES_FOR_KIND = {
+    "binary": {"BIN_FLAT", "BIN_IVF_FLAT", "AUTOINDEX"},
+    "sparse": {"SPARSE_INVERTED_INDEX", "SPARSE_WAND", "AUTOINDEX"},
+    "multi": {"MAX_SIM_FLAT", "AUTOINDEX"},
+    "dense": {"FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX"},
+}
+MAX_SIM_METRICS = ("MAX_SIM_COSINE", "MAX_SIM_IP", "MAX_SIM_L2")
+SPARSE_METRICS = ("IP", "BM25")
 SCALAR_INDEX_TYPES = ("INVERTED", "STL_SORT", "TRIE", "BITMAP", "AUTOINDEX", "")
 # Search parameters that apply to any index (handled by the search itself, not the kernel).
 COMMON_SEARCH_PARAMS = {"radius", "range_filter", "level", "offset", "limit", "group_by_field",
@@ -59,8 +72,21 @@ class IndexSpec:
         return dict(VECTOR_INDEX_TYPES.get(self.index_type, ({}, {}))[1])
 
 
+def field_kind(f: FieldSchema) -> str:
+    return {DataType.BINARY_VECTOR: "binary", DataType.SPARSE_FLOAT_VECTOR: "sparse",
+            DataType.ARRAY_OF_VECTOR: "multi"}.get(f.dtype, "dense")
+
+
 def default_metric(f: FieldSchema) -> str:
-    return "HAMMING" if f.dtype is DataType.BINARY_VECTOR else "COSINE"
+    if f.is_function_output:
+        return "BM25"
+    return {"binary": "HAMMING", "sparse": "IP", "multi": "MAX_SIM_COSINE"}.get(field_kind(f), "COSINE")
+
+
+def allowed_metrics(f: FieldSchema) -> tuple[str, ...]:
+    if f.is_function_output:
+        return ("BM25",)
+    return {"binary": BINARY_METRICS, "sparse": ("IP",), "multi": MAX_SIM_METRICS}.get(field_kind(f), FLOAT_METRICS)
 
 
 def flatten_params(params: Any) -> dict:
@@ -99,10 +125,10 @@ def make_index_spec(f: FieldSchema, index_type: str | None = None, metric_type: 
     if index_type not in VECTOR_INDEX_TYPES:
         raise ParamError(
             f"unknown index type {index_type!r} for field {f.name!r}; use one of {sorted(VECTOR_INDEX_TYPES)}")
-    binary = f.dtype is DataType.BINARY_VECTOR
-    if binary != index_type.startswith("BIN_"):
-        fits = [t for t in VECTOR_INDEX_TYPES if t.startswith("BIN_") == binary]
-        raise ParamError(f"index type {index_type} does not fit {f.dtype.name} field {f.name!r}; use one of {fits}")
+    fits = _TYPES_FOR_KIND[field_kind(f)]
+    if index_type not in fits:
+        raise ParamError(
+            f"index type {index_type} does not fit {f.dtype.name} field {f.name!r}; use one of {sorted(fits)}")
     metric_type = metric_type or default_metric(f)
     check_metric(f, metric_type)
     build_defaults = VECTOR_INDEX_TYPES[index_type][0]
@@ -114,7 +140,15 @@ def make_index_spec(f: FieldSchema, index_type: str | None = None, metric_type: 
             f"it takes {sorted(build_defaults) or 'no parameters'}")
     merged = {**build_defaults, **flat}
     for key, value in merged.items():
-        if key != "mmap.enabled" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        default = build_defaults.get(key, VECTOR_INDEX_TYPES[index_type][1].get(key))
+        if isinstance(default, str) or key == "mmap.enabled":
+            continue
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, float):
+            if not numeric or value < 0 or (key.startswith("drop_ratio") and value >= 1):
+                raise ParamError(f"index parameter {key}={value!r} must be a number in [0, 1)"
+                                 if key.startswith("drop_ratio") else f"index parameter {key}={value!r} must be >= 0")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ParamError(f"index parameter {key}={value!r} must be a non-negative integer")
     if index_type == "IVF_PQ" and merged["m"] and f.dim % merged["m"]:
         raise ParamError(f"IVF_PQ m={merged['m']} must divide the dimension {f.dim} of field {f.name!r}")
@@ -122,7 +156,7 @@ def make_index_spec(f: FieldSchema, index_type: str | None = None, metric_type: 
 
 
 def check_metric(f: FieldSchema, metric_type: str) -> None:
-    allowed = BINARY_METRICS if f.dtype is DataType.BINARY_VECTOR else FLOAT_METRICS
+    allowed = allowed_metrics(f)
     if metric_type not in allowed:
         raise ParamError(
             f"metric {metric_type!r} does not apply to {f.dtype.name} field {f.name!r}; use one of {list(allowed)}")
