@@ -7,7 +7,8 @@ so every match comes back exactly once however the pages are sized.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
