@@ -497,5 +497,36 @@ def _arrow_type(pa: Any, f: FieldSchema) -> Any:
     return scalars.get(f.dtype, pa.list_(pa.float32()))  # float vectors
 
 
+# -- reembed ------------------------------------------------------------------------------------
+
+@command("reembed", "copy a collection into a new one with its vectors re-embedded by another model",
+         PATH, COLLECTION,
+         arg("--text-field", required=True, help="VARCHAR field holding the text to embed"),
+         arg("--vector-field", required=True, help="vector field to fill with the new model"),
+         arg("--to", required=True, dest="target", metavar="NEW_COLLECTION", help="target collection"),
+         arg("--model", default="all-MiniLM-L6-v2", help="model name (default: %(default)s)"),
+         arg("--precision", default="int8", choices=["int8", "float32"], help="default: %(default)s"),
+         arg("--model-dir", default=None, help="a local model directory instead of a packaged model"),
+         arg("--batch-size", type=int, default=256, help="rows per transaction (default: %(default)s)"))
+def cmd_reembed(args: argparse.Namespace) -> int:
+    """Re-embed COLLECTION into --to; run again to resume after an interruption."""
+    from harrierdb.embed.dense import SentenceEmbedding
+    from harrierdb.migrate import reembed
+
+    params = {"model_name": args.model, "precision": args.precision}
+    if args.model_dir:
+        params["model_dir"] = args.model_dir
+    model = (SentenceEmbedding(model_dir=args.model_dir, precision=args.precision) if args.model_dir
+             else SentenceEmbedding(model=args.model, precision=args.precision))
+    start = time.perf_counter()
+    with _open(args.path) as client:
+        n = reembed(client, args.collection, args.text_field, args.vector_field, model, args.target,
+                    params, args.batch_size)
+        total = client.get_collection_stats(args.target)["row_count"]
+    print(f"re-embedded {n} rows into {args.target} ({total} in all) with {model.identity.name} "
+          f"{model.identity.version} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -270,9 +270,10 @@ class CollectionSchema:
         if any(f.name == function.name for f in self.functions):
             raise SchemaError(f"function {function.name!r} is declared twice")
         self.functions.append(function)
-        for out in function.output_field_names:
-            if out in self.field_names:
-                self.field(out).is_function_output = True
+        if function.function_type is FunctionType.BM25:  # a BM25 field holds term weights, not vectors
+            for out in function.output_field_names:
+                if out in self.field_names:
+                    self.field(out).is_function_output = True
         return self
 
     def _append(self, f: FieldSchema) -> None:

@@ -81,6 +81,29 @@ class ModelIdentity:
                 f"({'; '.join(diffs)}); re-embed with the recorded model or use a new collection")
 
 
+class Embeddings(np.ndarray):
+    """Vectors that remember which model made them (``.identity``).
+
+    A plain ``np.ndarray`` in every other respect; rows sliced from it keep the identity, so
+    a collection can refuse vectors from another model even when they arrive row by row.
+    """
+
+    identity: ModelIdentity | None
+
+    def __new__(cls, array: np.ndarray, identity: ModelIdentity) -> Embeddings:
+        obj = np.asarray(array).view(cls)
+        obj.identity = identity
+        return obj
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.identity = getattr(obj, "identity", None)
+
+
+def identity_of(value: Any) -> ModelIdentity | None:
+    """The model identity a vector or batch carries, if it came from an embedding function."""
+    return getattr(value, "identity", None) if isinstance(value, np.ndarray) else None
+
+
 class EmbeddingFunction(abc.ABC):
     """Turns texts into float32 vectors of shape ``(n, dim)``.
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from harrierdb.embed.base import EmbeddingFunction, ModelIdentity, check_texts, progress
+from harrierdb.embed.base import Embeddings, EmbeddingFunction, ModelIdentity, check_texts, progress
 from harrierdb.embed.bert_numpy import NumpyBert
 from harrierdb.embed.onnx_encoder import OnnxEncoder
 from harrierdb.embed.tokenize import BatchTokenizer
@@ -82,10 +82,12 @@ class SentenceEmbedding(EmbeddingFunction):
         return self._identity
 
     def encode_documents(self, items: Sequence[str]) -> np.ndarray:
-        return self._embed(check_texts(items), self.document_prefix, "embedding documents")
+        return Embeddings(self._embed(check_texts(items), self.document_prefix, "embedding documents"),
+                          self._identity)
 
     def encode_queries(self, items: Sequence[str]) -> np.ndarray:
-        return self._embed(check_texts(items), self.query_prefix, "embedding queries")
+        return Embeddings(self._embed(check_texts(items), self.query_prefix, "embedding queries"),
+                          self._identity)
 
     def __repr__(self) -> str:
         i = self._identity

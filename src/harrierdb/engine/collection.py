@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from harrierdb import vectors
 from harrierdb.engine import filter as filter_lang
-from harrierdb.engine import fulltext, search_plan
+from harrierdb.engine import fulltext, functions, search_plan
 from harrierdb.engine.cache import CollectionCache
 from harrierdb.engine.storage import CollectionRecord, Store
 from harrierdb.errors import (
@@ -103,7 +103,8 @@ class Collection:
         partition = self._partition(partition_name)
         pk = self.schema.primary_field
         batch = validate_rows(self.schema, data, assign_ids=itertools.count() if pk.auto_id else None)
-        fulltext.apply_functions(self.schema, batch)
+        new_models = self._check_models(data)
+        self._compute_fields(batch)
         with self.store.write() as c:
             self._catch_up_if_loaded(c)
             if pk.auto_id:
@@ -116,21 +117,49 @@ class Collection:
                 raise PrimaryKeyError(
                     f"primary key {dup!r} already exists in collection {self.name!r} "
                     f"({len(existing)} of {len(batch)} keys do); use upsert to replace rows") from None
+            self._record_models(c, new_models)
         self._after_write(batch, partition, seqs, deleted=[])
         return {"insert_count": len(batch), "ids": list(batch.pks)}
 
     def upsert(self, data: Any, partition_name: str | None = None) -> dict:
         partition = self._partition(partition_name)
         batch = validate_rows(self.schema, data)
-        fulltext.apply_functions(self.schema, batch)
+        new_models = self._check_models(data)
+        self._compute_fields(batch)
         with self.store.write() as c:
             self._catch_up_if_loaded(c)
             existing = list(self.store.existing_pks(c, self.record, batch.pks).values())
             self.store.delete_seqs(c, self.record, existing)
             seqs = self._append(c, batch, partition)
             last_delete = self.store.last_delete_id(c, self.record)
+            self._record_models(c, new_models)
         self._after_write(batch, partition, seqs, deleted=existing, last_delete=last_delete)
         return {"upsert_count": len(batch), "ids": list(batch.pks)}
+
+    def _compute_fields(self, batch: RowBatch) -> None:
+        """Fill function output fields: BM25 term frequencies, TEXT_EMBEDDING vectors."""
+        fulltext.apply_functions(self.schema, batch)
+        functions.embed_batch(self.schema, batch)
+
+    def _check_models(self, data: Any) -> dict:
+        """Refuse vectors from a model other than the recorded one; return models to record."""
+        rows = [data] if isinstance(data, Mapping) else data
+        new = {}
+        for f in self.schema.vector_fields:
+            values = (row.get(f.name) for row in rows if isinstance(row, Mapping))
+            identity = functions.check_identity(self.record.properties, f.name, values, self.name)
+            if identity is not None:
+                new[f.name] = identity
+        return new
+
+    def _record_models(self, c: Any, new_models: dict) -> None:
+        if new_models:
+            props = dict(self.record.properties)
+            models = dict(props.get(functions.MODELS_PROPERTY, {}))
+            models.update({name: ident.to_dict() for name, ident in new_models.items()})
+            props[functions.MODELS_PROPERTY] = models
+            self.store.update_properties(c, self.record, props)
+            self.record.properties = props
 
     def delete(self, ids: Sequence | None = None, filter: str = "", partition_name: str | None = None,
                filter_params: Mapping | None = None) -> dict:
@@ -374,6 +403,16 @@ class Collection:
                 raise ParamError(f"field {field.name!r} is filled by BM25: search it with query texts")
             src = fulltext.source_field(self.schema, field)
             return fulltext.term_frequencies(texts, fulltext.analyzer_for(src), field.name)
+        if isinstance(data, str) or (isinstance(data, (list, tuple)) and data and isinstance(data[0], str)):
+            texts = [data] if isinstance(data, str) else list(data)
+            embedded = functions.embed_queries(self.schema, field, texts)
+            if embedded is None:
+                raise ParamError(
+                    f"field {field.name!r} takes vectors; query texts need a TEXT_EMBEDDING or BM25 "
+                    "function on it (or embed them with harrierdb.embed first)")
+            return embedded
+        functions.check_identity(self.record.properties, field.name, [data] if isinstance(data, np.ndarray)
+                                 else list(data) if isinstance(data, (list, tuple)) else [], self.name)
         if _is_single_query(data, field):
             data = [data]
         if data is None or (not sp.issparse(data) and len(data) == 0):

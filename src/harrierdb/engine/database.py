@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harrierdb.engine import functions
 from harrierdb.engine.collection import Collection
 from harrierdb.engine.fulltext import bm25_functions
 from harrierdb.engine.storage import Store
@@ -72,6 +73,7 @@ class Database:
         check_collection_name(name)
         schema.verify()
         bm25_functions(schema)  # validates the schema's functions
+        functions.prepare_schema(schema)  # loads embedding models, records their identity
         with self.store.lock:
             if self.has_collection(name):
                 raise CollectionExistsError(

@@ -34,10 +34,12 @@ def bm25_functions(schema: CollectionSchema) -> list[tuple[FieldSchema, FieldSch
     """(input text field, output sparse field) of each BM25 function, validated."""
     pairs = []
     for fn in schema.functions:
+        if fn.function_type is FunctionType.TEXTEMBEDDING:
+            continue
         if fn.function_type is not FunctionType.BM25:
             raise SchemaError(
-                f"function {fn.name!r}: only BM25 functions are supported in schemas; "
-                "embed text with harrierdb.embed and insert the vectors instead")
+                f"function {fn.name!r}: type {fn.function_type.name} is not supported; "
+                "use BM25 or TEXTEMBEDDING")
         if len(fn.input_field_names) != 1 or len(fn.output_field_names) != 1:
             raise SchemaError(f"BM25 function {fn.name!r} takes one input and one output field")
         src, out = schema.field(fn.input_field_names[0]), schema.field(fn.output_field_names[0])

@@ -234,6 +234,11 @@ class Store:
                       (json.dumps(properties), record.id))
             self._bump_catalog(c)
 
+    def update_properties(self, c: sqlite3.Connection, record: CollectionRecord, properties: dict) -> None:
+        """Change a collection's properties inside the caller's write transaction."""
+        c.execute("UPDATE collections SET properties=? WHERE id=?", (json.dumps(properties), record.id))
+        self._bump_catalog(c)
+
     def partitions(self, record: CollectionRecord) -> list[str]:
         with self.lock:
             return [r[0] for r in self.conn.execute(
