@@ -62,7 +62,20 @@ def command(name: str, help: str, *args: tuple[tuple, dict]) -> Callable[[Comman
     return register
 
 
+# Modules that register further subcommands with @command when imported (the apps keep their
+# commands next to their code).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _load_command_modules() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    _load_command_modules()
     parser = argparse.ArgumentParser(prog="harrier", description="HarrierDB command-line tool")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help, args, func in _COMMANDS:

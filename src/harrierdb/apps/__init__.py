@@ -1,0 +1,1 @@
+"""What embeddings are for: semantic search over documents, recommendation, RAG."""

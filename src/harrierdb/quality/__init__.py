@@ -1,0 +1,1 @@
+"""Measuring embeddings: retrieval metrics, model comparison, drift monitoring, maps."""
