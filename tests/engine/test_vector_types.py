@@ -274,3 +274,28 @@ def test_vector_types_survive_reopen(db_path, rng):
     assert c.get("mv", ids=[1])[0]["v"] == [[1, 0, 0, 0], [0, 1, 0, 0]]
     c.compact("mv")
     c.close()
+
+
+def test_binary_first_stage_with_float_rerank(client, rng):
+    s = client.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("vec", DataType.FLOAT_VECTOR, dim=64)
+    s.add_field("code", DataType.BINARY_VECTOR, dim=64)
+    client.create_collection("bq", schema=s)
+    centers = rng.standard_normal((20, 64))
+    data = (centers[rng.integers(0, 20, 3000)] + 0.5 * rng.standard_normal((3000, 64))).astype(np.float32)
+    client.insert("bq", [{"id": i, "vec": data[i], "code": np.packbits(data[i] > 0).tobytes()} for i in range(3000)])
+    q = data[:50] + 0.1 * rng.standard_normal((50, 64)).astype(np.float32)
+    exact = client.search("bq", q, anns_field="vec", limit=10, search_params={"metric_type": "COSINE"})
+    fast = client.search("bq", q, anns_field="vec", limit=10,
+                         search_params={"metric_type": "COSINE", "first_stage": {"field": "code", "oversample": 16}})
+    recall = np.mean([len({h["id"] for h in a} & {h["id"] for h in b}) / 10 for a, b in zip(exact, fast)])
+    assert recall >= 0.95
+    # what comes back are exact float distances for the re-ranked candidates
+    for a, b in zip(exact, fast):
+        common = {h["id"]: h["distance"] for h in a}
+        for h in b:
+            if h["id"] in common:
+                assert h["distance"] == pytest.approx(common[h["id"]], rel=1e-5)
+    with pytest.raises(ParamError, match="BINARY_VECTOR"):
+        client.search("bq", q[:1], anns_field="vec", search_params={"first_stage": {"field": "id"}})

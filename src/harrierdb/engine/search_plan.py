@@ -32,7 +32,7 @@ from harrierdb.index.spec import (
     field_kind,
     flatten_params,
 )
-from harrierdb.schema import FieldSchema
+from harrierdb.schema import DataType, FieldSchema
 
 if TYPE_CHECKING:
     from harrierdb.engine.cache import CollectionCache
@@ -69,6 +69,7 @@ class SearchRequest:
     params: dict = field(default_factory=dict)
     radius: float | None = None
     range_filter: float | None = None
+    first_stage: dict | None = None  # binary first stage: {"field": ..., "oversample": ...}
 
     def float_queries(self) -> np.ndarray:
         """Dense queries as float32, decoded from the field's storage type."""
@@ -85,10 +86,14 @@ class SearchRequest:
             check_metric(f, metric)
         radius = params.pop("radius", None)
         range_filter = params.pop("range_filter", None)
+        first_stage = params.pop("first_stage", None)
+        if first_stage is not None and not (isinstance(first_stage, Mapping) and "field" in first_stage):
+            raise ParamError(f"first_stage must be {{'field': BINARY_VECTOR field, 'oversample': n}}, "
+                             f"got {first_stage!r}")
         for key in ("offset", "limit", "ignore_growing"):
             params.pop(key, None)
         return cls(f, queries, k, metric, params, _opt_float(radius, "radius"),
-                   _opt_float(range_filter, "range_filter"))
+                   _opt_float(range_filter, "range_filter"), dict(first_stage) if first_stage else None)
 
 
 @dataclass
@@ -292,6 +297,8 @@ class IndexSet:
         metric = self.metric_for(request)
         name = request.field.name
         kind = field_kind(request.field)
+        if request.first_stage is not None:
+            return self._binary_first_stage(cache, request, metric, mask)
         if kind == "sparse":
             return self._sparse(cache, request, metric, mask)
         if kind == "multi":
@@ -340,6 +347,30 @@ class IndexSet:
                 results.append((d[0], order[0]))
             else:
                 results.append((distances[qi][found][:k], pos[:k]))
+        return results
+
+    def _binary_first_stage(self, cache: CollectionCache, request: SearchRequest, metric: str,
+                            mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Binary quantization with re-ranking: Hamming search over sign codes of the float
+        vectors (1/32 of their memory) for ``oversample * k`` candidates, then exact distances
+        on the float vectors for those candidates only. The codes must be the signs of the
+        float vectors, packed (``np.packbits(v > 0)``, as BinaryQuantizer(threshold="sign"))."""
+        code_field = self.collection._field(request.first_stage["field"])
+        if code_field.dtype is not DataType.BINARY_VECTOR or code_field.dim != request.field.dim:
+            raise ParamError(
+                f"first_stage field {code_field.name!r} must be a BINARY_VECTOR of dim {request.field.dim} "
+                f"holding the sign codes of {request.field.name!r}")
+        oversample = request.first_stage.get("oversample", 8)
+        if not isinstance(oversample, int) or oversample < 1:
+            raise ParamError(f"first_stage oversample must be a positive integer, got {oversample!r}")
+        queries = request.float_queries()
+        codes = np.packbits(queries > 0, axis=1)
+        coarse = SearchRequest(code_field, codes, request.k * oversample, "HAMMING")
+        data = cache.float_matrix(request.field.name, metric == "COSINE")
+        results = []
+        for qi, (_, candidates) in enumerate(self._exact(cache, coarse, "HAMMING", mask)):
+            d, p = exact_search(data, queries[qi:qi + 1], request.k, metric, candidates)
+            results.append((d[0], p[0]))
         return results
 
     def _sparse(self, cache: CollectionCache, request: SearchRequest, metric: str,
