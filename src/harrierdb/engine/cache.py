@@ -137,6 +137,10 @@ class CollectionCache:
     def positions_of_seqs(self, seqs: np.ndarray) -> np.ndarray:
         """Row positions of sequence numbers (sorted by construction); -1 where absent."""
         all_seqs = self.seqs.view
+        n = len(all_seqs)
+        if n and all_seqs[-1] - all_seqs[0] == n - 1:  # no gaps (the common case): arithmetic
+            pos = seqs - all_seqs[0]
+            return np.where((pos >= 0) & (pos < n), pos, -1)
         pos = np.searchsorted(all_seqs, seqs)
         pos = np.minimum(pos, max(len(all_seqs) - 1, 0))
         found = (all_seqs[pos] == seqs) if len(all_seqs) else np.zeros(len(seqs), bool)

@@ -45,7 +45,11 @@ class Collection:
         self.schema = record.schema
         self._cache: CollectionCache | None = None
         self._synced_at: int | None = None  # store.data_version() when the cache was last synced
+        # The data version the Database read when it handed this collection out for the current
+        # call, so one call checks for other processes' commits once, not twice.
+        self.version_hint: int | None = None
         self.indexes = search_plan.IndexSet(self)
+        self._pk_name = self.schema.primary_field.name
 
     @property
     def name(self) -> str:
@@ -59,7 +63,9 @@ class Collection:
     def cache(self) -> CollectionCache:
         """The cache, loaded on first use and brought up to date with other processes' commits."""
         with self.store.lock:
-            version = self.store.data_version()
+            version, self.version_hint = self.version_hint, None
+            if version is None:
+                version = self.store.data_version()
             if self._cache is None or version != self._synced_at:
                 with self.store.read() as c:
                     self._catch_up(c)
@@ -477,7 +483,9 @@ class Collection:
         return list(dict.fromkeys(resolved))
 
     def _entity(self, cache: CollectionCache, pos: int, fields: Iterable[str], with_pk: bool) -> dict:
-        pk_name = self.schema.primary_field.name
+        if not fields and not with_pk:
+            return {}
+        pk_name = self._pk_name
         entity: dict[str, Any] = {}
         if with_pk:
             entity[pk_name] = _py(cache.pks.view[pos])

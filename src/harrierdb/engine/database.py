@@ -55,11 +55,13 @@ class Database:
         """The named collection, or CollectionNotFoundError listing those that exist."""
         self._refresh()
         try:
-            return self._collections[name]
+            coll = self._collections[name]
         except KeyError:
             raise CollectionNotFoundError(
                 f"collection {name!r} does not exist in {str(self.path)!r}; "
                 f"existing collections: {sorted(self._collections)}") from None
+        coll.version_hint = self._data_version
+        return coll
 
     def has_collection(self, name: str) -> bool:
         self._refresh()
