@@ -299,3 +299,21 @@ def test_binary_first_stage_with_float_rerank(client, rng):
                 assert h["distance"] == pytest.approx(common[h["id"]], rel=1e-5)
     with pytest.raises(ParamError, match="BINARY_VECTOR"):
         client.search("bq", q[:1], anns_field="vec", search_params={"first_stage": {"field": "id"}})
+
+
+def test_multi_vector_hnsw_candidates_keep_recall(client, rng, monkeypatch):
+    from harrierdb.engine import search_plan
+    monkeypatch.setattr(search_plan, "EXACT_BUDGET", 0)  # use the token index even on small data
+    collection(client, "exact", DataType.ARRAY_OF_VECTOR, dim=16, metric="MAX_SIM_COSINE", index_type="MAX_SIM_FLAT")
+    collection(client, "ann", DataType.ARRAY_OF_VECTOR, dim=16, metric="MAX_SIM_COSINE", index_type="HNSW")
+    centers = rng.standard_normal((30, 16))
+    docs = [(centers[rng.integers(0, 30, rng.integers(2, 10))] + 0.3 * rng.standard_normal((1, 16)))
+            .astype(np.float32) for _ in range(800)]
+    for name in ("exact", "ann"):
+        client.insert(name, [{"id": i, "tag": 0, "v": d} for i, d in enumerate(docs)])
+    queries = [docs[i][:3] + 0.05 for i in range(0, 800, 40)]
+    a = client.search("exact", queries, limit=10)
+    b = client.search("ann", queries, limit=10)
+    recall = np.mean([len({h["id"] for h in x} & {h["id"] for h in y}) / 10 for x, y in zip(a, b)])
+    assert recall >= 0.9
+    assert client._db.collection("ann").indexes._posting_lists["v"][1].ntotal == sum(len(d) for d in docs)

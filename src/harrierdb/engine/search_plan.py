@@ -50,6 +50,9 @@ MAX_EF = 4096
 RERANK_FACTOR = 4
 # MaxSim scores this many token vectors at a time (bounds the similarity matrix's memory).
 MAXSIM_CHUNK_TOKENS = 262_144
+# With an HNSW index on a multi-vector field, each query token fetches this many nearest
+# token vectors; the rows owning them are the candidates scored exactly.
+MAXSIM_TOKEN_CANDIDATES = 128
 # A grouping search first ranks this many times (groups x group size) candidates.
 GROUP_OVERSAMPLE = 4
 # Rebuild an index once this share of its rows were deleted since it was built.
@@ -397,20 +400,51 @@ class IndexSet:
 
     def _maxsim(self, cache: CollectionCache, request: SearchRequest, metric: str,
                 mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Exact MaxSim of each query's token vectors against every candidate row's."""
+        """MaxSim of each query's token vectors against candidate rows' token vectors.
+
+        With an HNSW index on the field, the candidates are the rows owning the nearest
+        token vectors of each query token (``MAXSIM_TOKEN_CANDIDATES`` per query token), then
+        scored exactly; without one, or for few rows, every allowed row is scored exactly."""
         column = cache.vectors[request.field.name]
         allowed = cache.alive.view if mask is None else mask
+        token_index = self._token_index(cache, request.field, int(allowed.sum()))
         offsets, flat = request.queries
+        doc_offsets = column.offsets.view
         results = []
         for qi in range(len(offsets) - 1):
             query = flat[offsets[qi]:offsets[qi + 1]]
-            scores = maxsim_scores(column.flat.view, column.offsets.view, query, metric)
             rows = np.flatnonzero(allowed)
-            rank = scores[rows] if metric != "MAX_SIM_L2" else -scores[rows]
+            if token_index is not None:
+                tokens = query / np.linalg.norm(query, axis=1, keepdims=True) if metric == "MAX_SIM_COSINE" else query
+                k_tokens = max(MAXSIM_TOKEN_CANDIDATES, request.k)
+                _, ids = token_index.search(tokens, k_tokens, {"ef": max(64, k_tokens)}, None, 0)
+                owners = np.unique(np.searchsorted(doc_offsets, ids[ids >= 0], side="right") - 1)
+                rows = owners[allowed[owners]]
+            scores = maxsim_scores(column.flat.view, doc_offsets, query, metric, rows)
+            rank = scores if metric != "MAX_SIM_L2" else -scores
             order, _ = top_k(rank[None, :], request.k)
             pos = rows[order[0]]
-            results.append(_range_filtered(scores[pos].astype(np.float32), pos, request, metric))
+            results.append(_range_filtered(scores[order[0]].astype(np.float32), pos, request, metric))
         return results
+
+    def _token_index(self, cache: CollectionCache, f: FieldSchema, n_allowed: int) -> AnnIndex | None:
+        """An HNSW index over all token vectors of a multi-vector field, rebuilt when rows
+        change; None when the field has no HNSW index or the rows are few enough to scan."""
+        spec = self.specs.get(f.name)
+        column = cache.vectors[f.name]
+        if spec is None or spec.index_type != "HNSW" or column.flat.n * f.dim <= EXACT_BUDGET:
+            return None
+        built = self._posting_lists.get(f.name)
+        if built is None or built[0] != cache.version:
+            metric = {"MAX_SIM_COSINE": "COSINE", "MAX_SIM_IP": "IP", "MAX_SIM_L2": "L2"}[spec.metric_type]
+            token_spec = IndexSpec(f.name, "HNSW", metric, dict(spec.params))
+            index = AnnIndex(token_spec, f.dim)
+            tokens = column.flat.view
+            if metric == "COSINE":
+                tokens = normalize_rows(tokens)
+            index.build(tokens.astype(np.float32), np.arange(len(tokens), dtype=np.int64), cache.epoch)
+            built = self._posting_lists[f.name] = (cache.version, index)
+        return built[1]
 
     def _exact(self, cache: CollectionCache, request: SearchRequest, metric: str,
                mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -475,26 +509,29 @@ def _range_filtered(d: np.ndarray, p: np.ndarray, request: SearchRequest,
     return d[keep], p[keep]
 
 
-def maxsim_scores(flat: np.ndarray, offsets: np.ndarray, query: np.ndarray, metric: str) -> np.ndarray:
-    """MaxSim of one query (q, dim) against every row: sum over query tokens of the best
+def maxsim_scores(flat: np.ndarray, offsets: np.ndarray, query: np.ndarray, metric: str,
+                  rows: np.ndarray) -> np.ndarray:
+    """MaxSim of one query (q, dim) against ``rows``: the sum over query tokens of the best
     match among the row's tokens. COSINE and IP: larger is better; L2: the sum of the
     smallest squared distances, smaller is better."""
-    n = len(offsets) - 1
-    out = np.empty(n, np.float64)
+    out = np.empty(len(rows), np.float64)
     if metric == "MAX_SIM_COSINE":
         query = normalize_rows(query)
     q_sq = np.einsum("ij,ij->i", query, query)
-    rows_per_chunk = max(1, MAXSIM_CHUNK_TOKENS // max(int(offsets[-1]) // max(n, 1), 1))
-    for start in range(0, n, rows_per_chunk):
-        stop = min(start + rows_per_chunk, n)
-        tokens = flat[offsets[start]:offsets[stop]]
+    lengths = offsets[rows + 1] - offsets[rows]
+    rows_per_chunk = max(1, MAXSIM_CHUNK_TOKENS // max(int(lengths.mean()) if len(rows) else 1, 1))
+    for start in range(0, len(rows), rows_per_chunk):
+        chunk = rows[start:start + rows_per_chunk]
+        token_ids = np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in chunk])
+        tokens = flat[token_ids]
         if metric == "MAX_SIM_COSINE":
             tokens = normalize_rows(tokens)
         sims = tokens @ query.T  # (tokens, query tokens)
         if metric == "MAX_SIM_L2":
             sims = -(np.einsum("ij,ij->i", tokens, tokens)[:, None] + q_sq[None, :] - 2 * sims)
-        best = np.maximum.reduceat(sims, offsets[start:stop] - offsets[start], axis=0)
-        out[start:stop] = best.sum(axis=1)
+        starts = np.concatenate([[0], np.cumsum(lengths[start:start + rows_per_chunk])[:-1]])
+        best = np.maximum.reduceat(sims, starts, axis=0)
+        out[start:start + len(chunk)] = best.sum(axis=1)
     return -out if metric == "MAX_SIM_L2" else out
 
 

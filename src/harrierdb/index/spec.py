@@ -34,7 +34,7 @@ VECTOR_INDEX_TYPES: dict[str, tuple[dict, dict]] = {
 _TYPES_FOR_KIND = {
     "binary": {"BIN_FLAT", "BIN_IVF_FLAT", "AUTOINDEX"},
     "sparse": {"SPARSE_INVERTED_INDEX", "SPARSE_WAND", "AUTOINDEX"},
-    "multi": {"MAX_SIM_FLAT", "AUTOINDEX"},
+    "multi": {"MAX_SIM_FLAT", "HNSW", "AUTOINDEX"},  # HNSW over the token vectors finds candidates
     "dense": {"FLAT", "IVF_FLAT", "IVF_SQ8", "IVF_PQ", "HNSW", "AUTOINDEX"},
 }
 MAX_SIM_METRICS = ("MAX_SIM_COSINE", "MAX_SIM_IP", "MAX_SIM_L2")
