@@ -253,6 +253,12 @@ class MilvusClient:
         return QueryIterator(self._db.collection(collection_name), batch_size, limit, filter or "",
                              output_fields, partition_names, kwargs.get("filter_params"))
 
+    def get_vector_stats(self, collection_name: str, field_name: str) -> list[dict]:
+        """HarrierDB extension: summary statistics of each inserted batch of a dense vector
+        field (count, mean, norm quantiles, a random-projection sketch), oldest first; what
+        drift monitoring (``harrierdb.quality.drift``) watches over time."""
+        return self._db.collection(collection_name).vector_stats(field_name)
+
     def flush(self, collection_name: str = "", **kwargs: Any) -> None:
         """Make everything written so far durable against power loss (fsync)."""
         if collection_name:

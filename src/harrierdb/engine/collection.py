@@ -28,12 +28,14 @@ from harrierdb.errors import (
     PartitionNotFoundError,
     PrimaryKeyError,
 )
-from harrierdb.index.spec import IndexSpec, make_index_spec
+from harrierdb.index.spec import IndexSpec, field_kind, make_index_spec
+from harrierdb.quality.drift import batch_summary
 from harrierdb.ranker import top as ranker_top
 from harrierdb.results import Hit, Hits, SearchResult
 from harrierdb.schema import DEFAULT_PARTITION, DYNAMIC_FIELD, DataType, RowBatch, validate_rows
 
 COUNT_STAR = "count(*)"
+STATS_MIN_BATCH = 64
 
 
 class Collection:
@@ -194,7 +196,20 @@ class Collection:
     def _append(self, c: Any, batch: RowBatch, partition: str) -> list[int]:
         first = self.store.allocate_seqs(c, self.record, len(batch))
         self.store.insert(c, self.record, batch, partition, first)
+        # Summary statistics of each dense field per batch: what drift monitoring compares.
+        # A summary is ~13 KB at 384-d, so batches too small to say much are not summarised.
+        for f in self.schema.vector_fields if len(batch) >= STATS_MIN_BATCH else ():
+            if field_kind(f) == "dense" and f.name in batch.vectors:
+                floats = vectors.codec_for(f.dtype).as_float32(batch.vectors[f.name])
+                self.store.add_vector_stats(c, self.record, f.name, first, len(batch), batch_summary(floats))
         return list(range(first, first + len(batch)))
+
+    def vector_stats(self, field_name: str) -> list[dict]:
+        """Per-insert-batch summaries of a dense vector field (mean, norms, sketch), oldest first."""
+        f = self._field(field_name)
+        if not f.dtype.is_vector or field_kind(f) != "dense":
+            raise ParamError(f"field {field_name!r} is {f.dtype.name}; statistics are kept for dense vector fields")
+        return self.store.vector_stats(self.record, field_name)
 
     def _catch_up_if_loaded(self, c: Any) -> None:
         if self._cache is not None:

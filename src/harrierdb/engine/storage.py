@@ -168,6 +168,10 @@ class Store:
                 created REAL NOT NULL)""")
             c.execute("""CREATE TABLE IF NOT EXISTS partitions (
                 collection_id INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY (collection_id, name))""")
+            c.execute("""CREATE TABLE IF NOT EXISTS vector_stats (
+                collection_id INTEGER NOT NULL, field TEXT NOT NULL, first_seq INTEGER NOT NULL,
+                n INTEGER NOT NULL, created REAL NOT NULL, summary TEXT NOT NULL,
+                PRIMARY KEY (collection_id, field, first_seq))""")
             c.execute("""CREATE TABLE IF NOT EXISTS indexes (
                 collection_id INTEGER NOT NULL, name TEXT NOT NULL, field TEXT NOT NULL,
                 params TEXT NOT NULL, PRIMARY KEY (collection_id, name))""")
@@ -218,7 +222,7 @@ class Store:
             c.execute(f"DROP TABLE IF EXISTS {record.deletes_table}")
             for table in record.vector_tables:
                 c.execute(f"DROP TABLE IF EXISTS {table}")
-            for table in ("partitions", "indexes"):
+            for table in ("partitions", "indexes", "vector_stats"):
                 c.execute(f"DELETE FROM {table} WHERE collection_id=?", (record.id,))
             c.execute("DELETE FROM collections WHERE id=?", (record.id,))
             self._bump_catalog(c)
@@ -238,6 +242,20 @@ class Store:
         """Change a collection's properties inside the caller's write transaction."""
         c.execute("UPDATE collections SET properties=? WHERE id=?", (json.dumps(properties), record.id))
         self._bump_catalog(c)
+
+    def add_vector_stats(self, c: sqlite3.Connection, record: CollectionRecord, field: str,
+                         first_seq: int, n: int, summary: dict) -> None:
+        """Record one inserted batch's summary statistics (for drift monitoring)."""
+        c.execute("INSERT OR REPLACE INTO vector_stats VALUES (?, ?, ?, ?, ?, ?)",
+                  (record.id, field, first_seq, n, time.time(), json.dumps(summary)))
+
+    def vector_stats(self, record: CollectionRecord, field: str) -> list[dict]:
+        """Per-batch summaries of a vector field, oldest first."""
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT first_seq, n, created, summary FROM vector_stats WHERE collection_id=? AND field=? "
+                "ORDER BY first_seq", (record.id, field)).fetchall()
+        return [{"first_seq": f, "count": n, "created": t, "summary": json.loads(s)} for f, n, t, s in rows]
 
     def partitions(self, record: CollectionRecord) -> list[str]:
         with self.lock:
