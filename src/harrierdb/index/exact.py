@@ -13,7 +13,9 @@ import numpy as np
 FLOAT_METRICS = ("L2", "IP", "COSINE")
 BINARY_METRICS = ("HAMMING", "JACCARD")
 SMALLER_IS_BETTER = {"L2", "HAMMING", "JACCARD", "MAX_SIM_L2"}
-_CHUNK_ROWS = 65536
+# The score matrix of one chunk holds at most this many floats (64 MiB): big enough that a
+# batch of 100 queries over 100k rows is one BLAS product, small enough to bound memory.
+_CHUNK_SCORES = 1 << 24
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:
@@ -73,8 +75,8 @@ def exact_search(data: np.ndarray, queries: np.ndarray, k: int, metric: str,
         sq_norms = sq_norms[candidates] if sq_norms is not None else None
     best_pos = np.empty((len(queries), 0), np.int64)
     best_rank = np.empty((len(queries), 0), np.float32)
-    # Chunk the rows so the score matrix stays small for big collections and batches.
-    step = max(_CHUNK_ROWS // max(len(queries), 1), 4096)
+    # Chunk the rows so the score matrix stays bounded for big collections and batches.
+    step = max(_CHUNK_SCORES // max(len(queries), 1), 4096)
     for start in range(0, len(data), step):
         stop = min(start + step, len(data))
         rank = rank_scores(data[start:stop], queries, metric,
