@@ -105,5 +105,11 @@ class ModelMismatchError(HarrierError):
     code = 1300
 
 
+class LLMError(HarrierError):
+    """The chat endpoint (RAG generation) could not be reached or gave an unusable reply."""
+
+    code = 1400
+
+
 # pymilvus users catch ``MilvusException``; keep their code working unchanged.
 MilvusException = HarrierError

@@ -423,6 +423,12 @@ def validate_rows(schema: CollectionSchema, rows: Any, *, assign_ids: Iterable[i
                 scalar[f.name] = None if value is None else coerce_scalar(f, value)
             except DataError as exc:
                 raise DataError(f"row {i}: {exc.message}") from None
+        given = computed.intersection(row)
+        if given:
+            name = next(iter(given))
+            raise DataError(
+                f"row {i}: field {name!r} is computed by a schema function from another field; "
+                "leave it out of the row")
         for name, bucket in vector_values.items():
             if name not in row or row[name] is None:
                 raise DataError(f"row {i}: missing vector field {name!r}")

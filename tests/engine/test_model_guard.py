@@ -91,3 +91,19 @@ def test_reembed_keeps_every_row_and_moves_to_the_new_model(db_path, int8, fp32)
     with pytest.raises(ModelMismatchError):
         client.search("docs_fp32", int8.encode_queries(["frozen water"]), limit=1)
     client.close()
+
+
+def test_text_embedding_field_refuses_given_vectors_and_other_models(client, int8, fp32):
+    from harrierdb.errors import DataError
+    s = client.create_schema()
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("text", DataType.VARCHAR, max_length=200)
+    s.add_field("vec", DataType.FLOAT_VECTOR, dim=384)
+    s.add_function(Function("minilm", FunctionType.TEXTEMBEDDING, ["text"], ["vec"], params={"precision": "int8"}))
+    client.create_collection("auto", schema=s)
+    with pytest.raises(DataError, match="computed by a schema function"):
+        client.insert("auto", [{"id": 1, "text": "x", "vec": fp32.encode_documents(["x"])[0]}])
+    client.insert("auto", [{"id": 1, "text": "ice is cold"}])
+    with pytest.raises(ModelMismatchError):
+        client.search("auto", fp32.encode_queries(["ice"]), anns_field="vec", limit=1)
+    assert client.search("auto", int8.encode_queries(["ice"]), anns_field="vec", limit=1)[0][0]["id"] == 1

@@ -77,7 +77,9 @@ class CollectionCache:
         if isinstance(partition, str):
             self.parts.extend(np.full(n, self._partition_code(partition), dtype=np.int32))
         else:
-            self.parts.extend([self._partition_code(p) for p in partition])
+            names, inverse = np.unique(np.asarray(partition, dtype=object), return_inverse=True)
+            codes = np.array([self._partition_code(p) for p in names], dtype=np.int32)
+            self.parts.extend(codes[inverse])
         for name, col in self.columns.items():
             col.extend(columns[name])
         for name, arr in vector_arrays.items():
@@ -167,7 +169,21 @@ class CollectionCache:
         if derived.n < len(stored):
             new = codec.as_float32(stored[derived.n:])
             if normalized:
-                norms = np.linalg.norm(new, axis=1, keepdims=True)
-                new = new / np.where(norms == 0, 1, norms)
+                new = unit_rows(new)
             derived.extend(new)
         return derived.view
+
+    def sq_norms(self, field: str) -> np.ndarray:
+        """Squared norms of the field's float32 vectors (for L2), kept up to date."""
+        matrix = self.float_matrix(field)
+        derived = self._derived.setdefault((field, "sq_norms"), Growable(np.float32))
+        if derived.n < len(matrix):
+            new = matrix[derived.n:]
+            derived.extend(np.einsum("ij,ij->i", new, new))
+        return derived.view
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero); einsum is ~10x faster than linalg.norm."""
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    return (x / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)

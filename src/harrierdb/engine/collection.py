@@ -155,7 +155,7 @@ class Collection:
         new = {}
         for f in self.schema.vector_fields:
             values = (row.get(f.name) for row in rows if isinstance(row, Mapping))
-            identity = functions.check_identity(self.record.properties, f.name, values, self.name)
+            identity = functions.check_identity(self.schema, self.record.properties, f.name, values, self.name)
             if identity is not None:
                 new[f.name] = identity
         return new
@@ -432,7 +432,7 @@ class Collection:
                     f"field {field.name!r} takes vectors; query texts need a TEXT_EMBEDDING or BM25 "
                     "function on it (or embed them with harrierdb.embed first)")
             return embedded
-        functions.check_identity(self.record.properties, field.name, [data] if isinstance(data, np.ndarray)
+        functions.check_identity(self.schema, self.record.properties, field.name, [data] if isinstance(data, np.ndarray)
                                  else list(data) if isinstance(data, (list, tuple)) else [], self.name)
         if _is_single_query(data, field):
             data = [data]

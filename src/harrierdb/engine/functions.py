@@ -96,8 +96,10 @@ def incoming_identities(values: Iterable[Any]) -> set:
     return {ident for ident in (identity_of(v) for v in values) if ident is not None}
 
 
-def check_identity(properties: dict, field: str, values: Iterable[Any], collection: str) -> Any:
-    """Refuse vectors whose model differs from the one recorded for ``field``.
+def check_identity(schema: CollectionSchema, properties: dict, field: str, values: Iterable[Any],
+                   collection: str) -> Any:
+    """Refuse vectors whose model differs from the one recorded for ``field`` (by a
+    TEXT_EMBEDDING function on it, or by the first tagged vectors stored in it).
 
     Returns the identity to record when the field has none yet and the vectors carry one.
     """
@@ -110,7 +112,8 @@ def check_identity(properties: dict, field: str, values: Iterable[Any], collecti
     if not found:
         return None
     incoming = found.pop()
-    recorded = properties.get(MODELS_PROPERTY, {}).get(field)
+    recorded = next((fn.params.get("identity") for fn, _, dst in text_embedding_functions(schema)
+                     if dst.name == field), None) or properties.get(MODELS_PROPERTY, {}).get(field)
     if recorded is None:
         return incoming
     recorded = ModelIdentity.from_dict(recorded)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harrierdb import vectors
+from harrierdb.engine.cache import unit_rows
 from harrierdb.engine.fulltext import BM25Index
 from harrierdb.errors import MetricMismatchError, ParamError
 from harrierdb.index import sparse as sparse_index
@@ -258,7 +259,7 @@ class IndexSet:
             if not ann.can_train(cache.n_alive):
                 return None
             alive = cache.alive.view
-            ann.build(_index_vectors(cache, name, spec)[alive], cache.seqs.view[alive], cache.epoch)
+            ann.build(_index_vectors(cache, name, spec, alive), cache.seqs.view[alive], cache.epoch)
             self._unsaved.add(name)
         self.ann[name] = ann
         seqs = cache.seqs.view
@@ -266,7 +267,7 @@ class IndexSet:
         if start < len(seqs):
             new = start + np.flatnonzero(cache.alive.view[start:])
             if len(new):
-                ann.add(_index_vectors(cache, name, spec)[new], seqs[new])
+                ann.add(_index_vectors(cache, name, spec, new), seqs[new])
                 self._unsaved.add(name)
             ann.covered_seq = max(ann.covered_seq, int(seqs[-1]))
         if name in self._unsaved and ann.ntotal >= SAVE_MIN_ROWS:
@@ -463,12 +464,11 @@ class IndexSet:
             candidates = np.flatnonzero(cache.alive.view)
         elif n_dead:
             skip_dead, k = True, k + n_dead
+        sq_norms = cache.sq_norms(name) if metric == "L2" else None
         if in_range:
             # A range search ranks every candidate, keeps those in range, then takes the top k.
-            k_all = len(candidates) if candidates is not None else len(data)
-            dist, pos = exact_search(data, queries, k_all, metric, candidates)
-        else:
-            dist, pos = exact_search(data, queries, k, metric, candidates)
+            k = len(candidates) if candidates is not None else len(data)
+        dist, pos = exact_search(data, queries, k, metric, candidates, sq_norms)
         alive = cache.alive.view
         results = []
         for d, p in zip(dist, pos):
@@ -545,5 +545,8 @@ def _dead_fraction(cache: CollectionCache, ann: AnnIndex) -> float:
     return 1 - alive_covered / max(ann.ntotal, 1)
 
 
-def _index_vectors(cache: CollectionCache, name: str, spec: IndexSpec) -> np.ndarray:
-    return cache.float_matrix(name, spec.metric_type == "COSINE")
+def _index_vectors(cache: CollectionCache, name: str, spec: IndexSpec, rows: np.ndarray) -> np.ndarray:
+    """The float32 vectors of ``rows`` as the index takes them (unit length for COSINE),
+    computed for those rows only."""
+    vectors_ = cache.float_matrix(name)[rows]
+    return unit_rows(vectors_) if spec.metric_type == "COSINE" else vectors_

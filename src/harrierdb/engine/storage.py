@@ -28,7 +28,7 @@ from harrierdb.errors import FormatVersionError, StorageError
 from harrierdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema, RowBatch
 from harrierdb.vectors import codec_for
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: vectors stored a batch per row
 DB_FILE = "harrier.sqlite"
 BUSY_TIMEOUT_S = 30.0
 
