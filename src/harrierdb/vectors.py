@@ -197,6 +197,9 @@ class SparseCodec:
             indices = np.concatenate([r[0] for r in rows]) if rows else np.empty(0, np.int64)
             data = np.concatenate([r[1] for r in rows]) if rows else np.empty(0, np.float32)
             batch = sp.csr_array((data, indices, indptr), shape=(len(rows), SPARSE_MAX_INDEX + 1))
+        # 64-bit indices before widening to 2^32 columns (SciPy keeps int32 ones otherwise).
+        batch = sp.csr_array((batch.data.astype(np.float32), batch.indices.astype(np.int64),
+                              batch.indptr.astype(np.int64)), shape=batch.shape)
         if batch.shape[1] > SPARSE_MAX_INDEX + 1:
             raise DataError(f"field {field!r}: sparse indices must be below {SPARSE_MAX_INDEX + 1}")
         batch.resize((batch.shape[0], SPARSE_MAX_INDEX + 1))

@@ -317,3 +317,12 @@ def test_multi_vector_hnsw_candidates_keep_recall(client, rng, monkeypatch):
     recall = np.mean([len({h["id"] for h in x} & {h["id"] for h in y}) / 10 for x, y in zip(a, b)])
     assert recall >= 0.9
     assert client._db.collection("ann").indexes._posting_lists["v"][1].ntotal == sum(len(d) for d in docs)
+
+
+def test_sparse_batch_from_scipy_with_int32_indices(client, rng):
+    collection(client, "sp", DataType.SPARSE_FLOAT_VECTOR, metric="IP")
+    docs = sp.random(20, 1000, density=0.05, format="csr", dtype=np.float32, random_state=1)
+    assert docs.indices.dtype == np.int32
+    client.insert("sp", [{"id": i, "tag": 0, "v": docs[[i]]} for i in range(20)])
+    res = client.search("sp", docs[[3]], limit=1)  # a SciPy batch as the query
+    assert res[0][0]["id"] == 3

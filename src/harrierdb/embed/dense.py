@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from harrierdb.embed.base import Embeddings, EmbeddingFunction, ModelIdentity, check_texts, progress
+from harrierdb.embed.base import EmbeddingFunction, Embeddings, ModelIdentity, check_texts, progress
 from harrierdb.embed.bert_numpy import NumpyBert
 from harrierdb.embed.onnx_encoder import OnnxEncoder
 from harrierdb.embed.tokenize import BatchTokenizer

@@ -3,14 +3,18 @@
 * :func:`batch_summary`: a small JSON record of one batch of vectors (count, mean vector, norm
   quantiles and histogram, and quantiles of a fixed random-projection sketch, seed recorded),
   meant to be stored with every inserted batch;
-* :func:`compare`: reference vectors against current ones: the cosine shift of the centroids,
-  the maximum mean discrepancy (MMD, RBF kernel, median-heuristic bandwidth) with a permutation
-  p-value, and the population stability index (PSI) of the norms and of each random projection;
+* :func:`compare`: reference vectors against current ones: the cosine shift of the centroids
+  and the maximum mean discrepancy (MMD, RBF kernel, median-heuristic bandwidth), each with a
+  permutation p-value, and the population stability index (PSI) of the norms and of each
+  random projection;
 * :func:`plot`: the report as a PNG.
 
-``report.is_drift`` is true when any indicator passes its :class:`Thresholds` entry. PSI is
-bias-corrected: its expected value between two samples of one distribution,
-``(bins - 1) * (1/n + 1/m)``, is subtracted, so small samples do not raise false alarms.
+``report.is_drift`` is true when any indicator passes its :class:`Thresholds` entry: the MMD
+test is significant; the centroid shift is large *and* significant (the centroid of vectors
+spread evenly around the origin is short, so its direction is noise); the PSI of the norms,
+or the mean PSI of the projections, is large. PSI is bias-corrected: its expected value
+between two samples of one distribution, ``(bins - 1) * (1/n + 1/m)``, is subtracted, so
+small samples do not raise false alarms.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from harrierdb.errors import ParamError
+from harrierdb.quality.projection import principal_axes
 
 SKETCH_SEED = 0
 SKETCH_PROJECTIONS = 16
@@ -87,9 +92,9 @@ def _floats(a: np.ndarray) -> list[float]:
 class Thresholds:
     """When an indicator counts as drift (``None`` switches that indicator's alarm off)."""
 
-    p_value: float | None = 0.01         # MMD permutation test: alarm when p < this
-    centroid_shift: float | None = 0.1   # 1 - cos(reference centroid, current centroid)
-    psi: float | None = 0.25             # bias-corrected PSI of the norms or of a projection
+    p_value: float | None = 0.01         # permutation tests (MMD, centroid): alarm when p < this
+    centroid_shift: float | None = 0.1   # 1 - cos(reference centroid, current centroid), if significant
+    psi: float | None = 0.25             # bias-corrected PSI of the norms, or mean over projections
 
     def __post_init__(self) -> None:
         for name in ("p_value", "centroid_shift", "psi"):
@@ -107,6 +112,7 @@ class DriftReport:
     n_current: int
     dim: int
     centroid_shift: float
+    centroid_p_value: float
     mmd2: float
     mmd_p_value: float
     bandwidth: float
@@ -118,8 +124,8 @@ class DriftReport:
     null_mmd2: np.ndarray = dataclasses.field(repr=False)
     reference_norms: np.ndarray = dataclasses.field(repr=False)
     current_norms: np.ndarray = dataclasses.field(repr=False)
-    reference_projected: np.ndarray = dataclasses.field(repr=False)
-    current_projected: np.ndarray = dataclasses.field(repr=False)
+    reference_sample: np.ndarray = dataclasses.field(repr=False)  # the rows the MMD compared
+    current_sample: np.ndarray = dataclasses.field(repr=False)
 
     @property
     def alarms(self) -> dict[str, bool]:
@@ -127,10 +133,15 @@ class DriftReport:
         t = self.thresholds
         return {
             "mmd": t.p_value is not None and self.mmd_p_value < t.p_value,
-            "centroid_shift": t.centroid_shift is not None and self.centroid_shift > t.centroid_shift,
+            "centroid_shift": (t.centroid_shift is not None and self.centroid_shift > t.centroid_shift
+                               and self.centroid_p_value < (t.p_value if t.p_value is not None else 1.0)),
             "psi_norm": t.psi is not None and self.psi_norm > t.psi,
-            "psi_projection": t.psi is not None and max(self.psi_projections) > t.psi,
+            "psi_projections": t.psi is not None and self.psi_projections_mean > t.psi,
         }
+
+    @property
+    def psi_projections_mean(self) -> float:
+        return float(np.mean(self.psi_projections))
 
     @property
     def is_drift(self) -> bool:
@@ -141,9 +152,11 @@ class DriftReport:
         return {
             "is_drift": self.is_drift, "alarms": self.alarms,
             "n_reference": self.n_reference, "n_current": self.n_current, "dim": self.dim,
-            "centroid_shift": self.centroid_shift, "mmd2": self.mmd2, "mmd_p_value": self.mmd_p_value,
+            "centroid_shift": self.centroid_shift, "centroid_p_value": self.centroid_p_value,
+            "mmd2": self.mmd2, "mmd_p_value": self.mmd_p_value,
             "bandwidth": self.bandwidth, "permutations": self.permutations, "seed": self.seed,
             "psi_norm": self.psi_norm, "psi_projections": list(self.psi_projections),
+            "psi_projections_mean": self.psi_projections_mean,
             "thresholds": dataclasses.asdict(self.thresholds),
         }
 
@@ -153,12 +166,12 @@ class DriftReport:
         return "\n".join([
             f"{'DRIFT' if self.is_drift else 'no drift'} (alarms: {flags})",
             f"  reference {self.n_reference} vectors, current {self.n_current}, dim {self.dim}",
-            f"  centroid cosine shift  {self.centroid_shift:.4f}",
+            f"  centroid cosine shift  {self.centroid_shift:.4f}  (p = {self.centroid_p_value:.4f})",
             f"  MMD^2                  {self.mmd2:.5f}  (p = {self.mmd_p_value:.4f}, "
             f"{self.permutations} permutations, bandwidth {self.bandwidth:.3f})",
             f"  PSI of norms           {self.psi_norm:.4f}",
             f"  PSI of projections     max {max(self.psi_projections):.4f}, "
-            f"mean {float(np.mean(self.psi_projections)):.4f}",
+            f"mean {self.psi_projections_mean:.4f}",
         ])
 
 
@@ -167,7 +180,8 @@ def compare(reference_vectors: Any, current_vectors: Any, *, projections: int = 
             max_samples: int = 1000, bins: int = 10) -> DriftReport:
     """Compare two sets of vectors of one dimension; see the module docstring for the indicators.
 
-    Each side is subsampled to ``max_samples`` rows for the MMD (its cost is quadratic).
+    Each side is subsampled to ``max_samples`` rows for the permutation tests (the MMD's cost
+    is quadratic); the centroid shift and PSI reported are those of all the rows.
     """
     ref = check_vectors(reference_vectors, "reference vectors")
     cur = check_vectors(current_vectors, "current vectors")
@@ -180,19 +194,23 @@ def compare(reference_vectors: Any, current_vectors: Any, *, projections: int = 
     if len(ref) < 2 or len(cur) < 2:
         raise ParamError(f"compare needs at least 2 vectors a side, got {len(ref)} and {len(cur)}")
     rng = np.random.default_rng(seed)
-    mmd2, p_value, bandwidth, null = mmd_test(_subsample(ref, max_samples, rng),
-                                              _subsample(cur, max_samples, rng), permutations, rng)
+    ref_s, cur_s = _subsample(ref, max_samples, rng), _subsample(cur, max_samples, rng)
+    labels = split_labels(len(ref_s), len(cur_s), permutations, rng)
+    mmd2, p_value, bandwidth, null = mmd_test(ref_s, cur_s, labels)
+    _, centroid_p = centroid_test(ref_s, cur_s, labels)
     directions = projection_matrix(ref.shape[1], projections, seed)
     ref_proj, cur_proj = ref @ directions, cur @ directions
-    ref_norms, cur_norms = np.linalg.norm(ref, axis=1), np.linalg.norm(cur, axis=1)
+    # rounded, so the float noise of normalised vectors' norms (1 +- 1e-7) is not read as a shift
+    ref_norms, cur_norms = (np.round(np.linalg.norm(v, axis=1), 6) for v in (ref, cur))
     return DriftReport(
         n_reference=len(ref), n_current=len(cur), dim=ref.shape[1],
-        centroid_shift=centroid_shift(ref, cur), mmd2=mmd2, mmd_p_value=p_value, bandwidth=bandwidth,
+        centroid_shift=centroid_shift(ref, cur), centroid_p_value=centroid_p,
+        mmd2=mmd2, mmd_p_value=p_value, bandwidth=bandwidth,
         psi_norm=psi(ref_norms, cur_norms, bins),
         psi_projections=[psi(ref_proj[:, j], cur_proj[:, j], bins) for j in range(projections)],
         permutations=permutations, seed=seed, thresholds=thresholds or Thresholds(), null_mmd2=null,
         reference_norms=ref_norms, current_norms=cur_norms,
-        reference_projected=ref_proj[:, :2], current_projected=cur_proj[:, :2])
+        reference_sample=ref_s, current_sample=cur_s)
 
 
 def _subsample(x: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
@@ -206,15 +224,41 @@ def centroid_shift(reference: np.ndarray, current: np.ndarray) -> float:
     return 0.0 if denom == 0 else float(1.0 - a @ b / denom)
 
 
-def mmd_test(x: np.ndarray, y: np.ndarray, permutations: int,
-             rng: np.random.Generator) -> tuple[float, float, float, np.ndarray]:
+def split_labels(n: int, m: int, permutations: int, rng: np.random.Generator) -> np.ndarray:
+    """``(permutations + 1, n + m)`` 0/1 rows saying which pooled rows form the first sample:
+    row 0 is the observed split (the first ``n``), the others random splits of the same sizes."""
+    labels = np.zeros((permutations + 1, n + m))
+    labels[0, :n] = 1.0
+    for row in labels[1:]:
+        row[rng.permutation(n + m)[:n]] = 1.0
+    return labels
+
+
+def _p_value(stats: np.ndarray) -> float:
+    """Share of permuted statistics (``stats[1:]``) at least the observed one (``stats[0]``)."""
+    return float((1 + np.sum(stats[1:] >= stats[0])) / len(stats))
+
+
+def centroid_test(x: np.ndarray, y: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """The centroid cosine shift of ``x`` and ``y`` and its permutation p-value."""
+    pooled = np.vstack([x, y])
+    n, m = len(x), len(y)
+    sums = labels @ pooled
+    a, b = sums / n, (pooled.sum(axis=0) - sums) / m
+    denom = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    shifts = 1.0 - np.einsum("ij,ij->i", a, b) / np.where(denom == 0, 1.0, denom)
+    shifts[denom == 0] = 0.0
+    return float(shifts[0]), _p_value(shifts)
+
+
+def mmd_test(x: np.ndarray, y: np.ndarray, labels: np.ndarray) -> tuple[float, float, float, np.ndarray]:
     """Unbiased MMD^2 of ``x`` and ``y`` with an RBF kernel, and its permutation p-value.
 
     The kernel is ``exp(-|a - b|^2 / (2 sigma^2))`` with ``sigma^2`` half the median pairwise
-    squared distance of the pooled sample. All permutations are scored at once: with ``S`` the
-    0/1 matrix of which pooled rows each permutation puts in ``x``, the within- and cross-sample
-    kernel sums are row sums of ``(S @ K) * S`` and ``(S @ K) * (1 - S)``.
-    Returns (MMD^2, p-value, sigma, MMD^2 of each permutation).
+    squared distance of the pooled sample. All splits in ``labels`` (:func:`split_labels`) are
+    scored at once: with ``S`` their 0/1 matrix, the within- and cross-sample kernel sums are
+    row sums of ``(S @ K) * S`` and ``(S @ K) * (1 - S)``.
+    Returns (MMD^2, p-value, sigma, MMD^2 of each permuted split).
     """
     pooled = np.vstack([x, y])
     sq = np.sum(pooled ** 2, axis=1)
@@ -224,22 +268,16 @@ def mmd_test(x: np.ndarray, y: np.ndarray, permutations: int,
     kernel = np.exp(-d2 / median)  # 2 sigma^2 = median
     np.fill_diagonal(kernel, 0.0)
     n, m = len(x), len(y)
-    labels = np.zeros((permutations + 1, n + m))
-    labels[0, :n] = 1.0  # row 0: the observed split
-    for row in labels[1:]:
-        row[rng.permutation(n + m)[:n]] = 1.0
     total = kernel.sum()
-    stats = np.empty(permutations + 1)
-    for start in range(0, permutations + 1, 256):  # bound memory: 256 permutations at a time
+    stats = np.empty(len(labels))
+    for start in range(0, len(labels), 256):  # bound memory: 256 splits at a time
         s = labels[start:start + 256]
         sk = s @ kernel
         xx = np.einsum("ij,ij->i", sk, s)
         xy = sk.sum(axis=1) - xx
         yy = total - 2.0 * xy - xx
         stats[start:start + 256] = xx / (n * (n - 1)) + yy / (m * (m - 1)) - 2.0 * xy / (n * m)
-    observed, null = float(stats[0]), stats[1:]
-    p_value = float((1 + np.sum(null >= observed)) / (1 + permutations))
-    return observed, p_value, math.sqrt(median / 2.0), null
+    return float(stats[0]), _p_value(stats), math.sqrt(median / 2.0), stats[1:]
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10, corrected: bool = True) -> float:
@@ -278,7 +316,8 @@ def plot(report: DriftReport, path: str | Path, title: str | None = None) -> Pat
                  label=f"reference (n={report.n_reference})")
     ax_norm.hist(report.current_norms, bins=edges, alpha=0.6, density=True, color=cur_c,
                  label=f"current (n={report.n_current})")
-    ax_norm.set(title=f"Vector norms (PSI = {report.psi_norm:.3f})", xlabel="L2 norm", ylabel="density")
+    ax_norm.set(title=f"Vector norms (PSI = {report.psi_norm:.3f})", xlabel="L2 norm (6 decimals)",
+                ylabel="density")
     ax_norm.legend()
 
     ax_mmd.hist(report.null_mmd2, bins=30, color="tab:gray", alpha=0.8, label="permuted splits (null)")
@@ -287,21 +326,25 @@ def plot(report: DriftReport, path: str | Path, title: str | None = None) -> Pat
                ylabel="permutations")
     ax_mmd.legend()
 
-    names = ["norm"] + [f"p{j}" for j in range(len(report.psi_projections))]
-    values = [report.psi_norm, *report.psi_projections]
-    ax_psi.bar(names, values, color=["tab:purple"] + ["tab:green"] * len(report.psi_projections),
-               label="PSI (bias-corrected)")
+    names = ["norm", "mean"] + [f"p{j}" for j in range(len(report.psi_projections))]
+    values = [report.psi_norm, report.psi_projections_mean, *report.psi_projections]
+    colors = ["tab:purple", "tab:olive"] + ["tab:green"] * len(report.psi_projections)
+    ax_psi.bar(names, values, color=colors)
     if report.thresholds.psi is not None:
         ax_psi.axhline(report.thresholds.psi, color="tab:red", linestyle="--",
                        label=f"threshold {report.thresholds.psi:g}")
-    ax_psi.set(title="Population stability index", xlabel="norm and random projections", ylabel="PSI")
+    ax_psi.set(title="Population stability index (bias-corrected)",
+               xlabel="norms, mean of the projections, each random projection", ylabel="PSI")
     ax_psi.tick_params(axis="x", labelrotation=90)
     ax_psi.legend()
 
-    ax_proj.scatter(*report.reference_projected.T, s=8, alpha=0.5, color=ref_c, label="reference")
-    ax_proj.scatter(*report.current_projected.T, s=8, alpha=0.5, color=cur_c, label="current")
-    ax_proj.set(title=f"Two random projections (seed {report.seed})", xlabel="projection 0",
-                ylabel="projection 1")
+    mean, axes, (a, b) = principal_axes(np.vstack([report.reference_sample, report.current_sample]))
+    ax_proj.scatter(*((report.reference_sample - mean) @ axes.T).T, s=8, alpha=0.5, color=ref_c,
+                    label="reference")
+    ax_proj.scatter(*((report.current_sample - mean) @ axes.T).T, s=8, alpha=0.5, color=cur_c,
+                    label="current")
+    ax_proj.set(title="Both samples on their first two principal components",
+                xlabel=f"PC 1 ({a:.1%} of variance)", ylabel=f"PC 2 ({b:.1%} of variance)")
     ax_proj.legend()
 
     fig.tight_layout()
