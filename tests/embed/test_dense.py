@@ -248,3 +248,18 @@ def test_model_dir_needs_a_tokenizer(tmp_path):
         SentenceEmbedding(model_dir=tmp_path)
     with pytest.raises(ParamError, match="not a directory"):
         SentenceEmbedding(model_dir=tmp_path / "nowhere")
+
+
+def test_embedding_cache_reuses_vectors_and_keys_on_identity_and_prefix():
+    from harrierdb.embed.dense import SentenceEmbedding
+    model = SentenceEmbedding(cache_size=100)
+    first = model.encode_documents(["ice is cold", "trees are tall"])
+    assert model.cache.misses == 2 and model.cache.hits == 0
+    again = model.encode_documents(["trees are tall", "ice is cold", "a new text"])
+    assert model.cache.hits == 2 and model.cache.misses == 3
+    assert np.array_equal(again[0], first[1]) and np.array_equal(again[1], first[0])
+    fresh = SentenceEmbedding(cache_size=0).encode_documents(["a new text"])
+    assert np.allclose(again[2], fresh[0], atol=1e-6)
+    prefixed = SentenceEmbedding(cache_size=100, query_prefix="query: ")
+    q = prefixed.encode_queries(["ice is cold"])  # another input text: computed, not reused
+    assert prefixed.cache.misses == 1 and not np.allclose(q[0], first[0])

@@ -16,6 +16,7 @@ import numpy as np
 
 from harrierdb.embed.base import EmbeddingFunction, Embeddings, ModelIdentity, check_texts, progress
 from harrierdb.embed.bert_numpy import NumpyBert
+from harrierdb.embed.cache import EmbeddingCache
 from harrierdb.embed.onnx_encoder import OnnxEncoder
 from harrierdb.embed.tokenize import BatchTokenizer
 from harrierdb.embed.weights import (
@@ -46,12 +47,15 @@ class SentenceEmbedding(EmbeddingFunction):
       ``tokenizer.json``. There the files, not ``precision``, decide how it runs.
     * ``query_prefix``/``document_prefix`` are prepended before tokenizing (e.g. for
       E5-style "query: " models).
+    * ``cache_size`` vectors are kept, keyed by (model identity, text), so a text already
+      embedded is not embedded again (0 turns the cache off).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, precision: str = "int8", batch_size: int = 32,
                  normalize: bool = True, max_length: int = 256, query_prefix: str = "",
                  document_prefix: str = "", model_dir: str | os.PathLike[str] | None = None,
-                 providers: Sequence[str] = ("CPUExecutionProvider",), num_threads: int | None = None):
+                 providers: Sequence[str] = ("CPUExecutionProvider",), num_threads: int | None = None,
+                 cache_size: int = 10_000):
         _check_args(model, precision, batch_size, normalize, max_length, query_prefix,
                     document_prefix, providers, num_threads)
         self.batch_size = batch_size
@@ -70,6 +74,7 @@ class SentenceEmbedding(EmbeddingFunction):
             name = Path(model_dir).name if model == DEFAULT_MODEL else model
             version = "onnx" if files.onnx else "float32"
         self.files: ModelFiles = files
+        self.cache = EmbeddingCache(cache_size)
         self._tokenizer = BatchTokenizer(files.tokenizer, max_length)
         self._encoder, dim = _load_encoder(files, providers, num_threads)
         if dim is None:
@@ -95,6 +100,22 @@ class SentenceEmbedding(EmbeddingFunction):
                 f"normalize={self.normalize}, max_length={self.max_length})")
 
     def _embed(self, texts: list[str], prefix: str, desc: str = "embedding") -> np.ndarray:
+        """Vectors for ``texts``: cached ones looked up, the others computed and cached."""
+        identity = getattr(self, "_identity", None)
+        if identity is None or self.cache.max_items <= 0:  # (no identity yet: the dim probe)
+            return self._compute(texts, prefix, desc)
+        given = [prefix + t for t in texts]
+        found, missing = self.cache.lookup(identity, given)
+        if missing:
+            computed = self._compute([texts[i] for i in missing], prefix, desc)
+            self.cache.store(identity, [given[i] for i in missing], computed)
+            for i, vector in zip(missing, computed):
+                found[i] = vector
+        if not texts:
+            return np.zeros((0, identity.dim), dtype=np.float32)
+        return np.stack(found).astype(np.float32, copy=False)
+
+    def _compute(self, texts: list[str], prefix: str, desc: str = "embedding") -> np.ndarray:
         """Encode in batches of similar length (longest first) to keep padding small."""
         if not texts:
             return np.zeros((0, self._identity.dim), dtype=np.float32)
