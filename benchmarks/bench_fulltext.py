@@ -87,7 +87,7 @@ def main() -> None:
     print(f"{len(docs)} glosses, {len(queries)} queries (lemma names), k=10")
     print(f"{'system':<12} {'insert s':>9} {'QPS':>8}")
     for name, t, q in rows:
-        print(f"{name:<12} {t:9.1f} {q:8.0f}")
+        print(f"{name:<12} {t:9.1f} {q:8.2f}")
     if len(rows) == 2:
         print(f"QPS ratio HarrierDB / Milvus Lite: {rows[0][2] / rows[1][2]:.1f}x; same top hit: {agree:.0%}")
 

@@ -253,6 +253,14 @@ class MilvusClient:
         return QueryIterator(self._db.collection(collection_name), batch_size, limit, filter or "",
                              output_fields, partition_names, kwargs.get("filter_params"))
 
+    def run_analyzer(self, texts: str | Sequence[str], analyzer_params: Mapping | None = None,
+                     **kwargs: Any) -> Any:
+        """The tokens an analyzer makes of ``texts`` (what BM25 indexes), as pymilvus's
+        ``run_analyzer``: one token list per text, or one list for a single string."""
+        from harrierdb.analyzer import run_analyzer
+
+        return run_analyzer(texts, dict(analyzer_params) if analyzer_params else None)
+
     def get_vector_stats(self, collection_name: str, field_name: str) -> list[dict]:
         """HarrierDB extension: summary statistics of each inserted batch of a dense vector
         field (count, mean, norm quantiles, a random-projection sketch), oldest first; what

@@ -326,3 +326,8 @@ def test_sparse_batch_from_scipy_with_int32_indices(client, rng):
     client.insert("sp", [{"id": i, "tag": 0, "v": docs[[i]]} for i in range(20)])
     res = client.search("sp", docs[[3]], limit=1)  # a SciPy batch as the query
     assert res[0][0]["id"] == 3
+
+
+def test_run_analyzer_shows_what_bm25_indexes(client):
+    assert client.run_analyzer("The Running dogs", {"type": "english"}) == ["run", "dog"]
+    assert client.run_analyzer(["Hello World", "x"]) == [["hello", "world"], ["x"]]
