@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from tiny_bert import random_bert_weights  # noqa: E402
 
 from harrierdb.embed.bert_numpy import BertConfig, NumpyBert, erf, gelu
 from harrierdb.errors import ParamError
@@ -16,26 +17,8 @@ CONFIG = BertConfig(hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
 
 
 def tiny_weights(config: BertConfig = CONFIG, vocab: int = 30, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    h, i = config.hidden_size, config.intermediate_size
-
-    def r(*shape: int) -> np.ndarray:
-        return rng.normal(0, 0.5, shape).astype(np.float32)
-
-    w = {"embeddings.word_embeddings.weight": r(vocab, h),
-         "embeddings.position_embeddings.weight": r(config.max_position_embeddings, h),
-         "embeddings.token_type_embeddings.weight": r(2, h),
-         "embeddings.LayerNorm.weight": 1 + r(h), "embeddings.LayerNorm.bias": r(h)}
-    for n in range(config.num_hidden_layers):
-        p = f"encoder.layer.{n}."
-        for name in ("query", "key", "value"):
-            w[p + f"attention.self.{name}.weight"], w[p + f"attention.self.{name}.bias"] = r(h, h), r(h)
-        w[p + "attention.output.dense.weight"], w[p + "attention.output.dense.bias"] = r(h, h), r(h)
-        w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"] = 1 + r(h), r(h)
-        w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"] = r(i, h), r(i)
-        w[p + "output.dense.weight"], w[p + "output.dense.bias"] = r(h, i), r(h)
-        w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"] = 1 + r(h), r(h)
-    return w
+    return random_bert_weights(config.hidden_size, config.intermediate_size, config.num_hidden_layers, vocab,
+                               config.max_position_embeddings, seed=seed, scale=0.5)
 
 
 def test_erf_and_gelu_are_accurate():

@@ -13,6 +13,7 @@ pytest.importorskip("tokenizers")
 pytest.importorskip("safetensors")
 
 from safetensors.numpy import load_file, save_file  # noqa: E402
+from tiny_bert import random_bert_weights  # noqa: E402
 from tokenizers import Tokenizer, models, pre_tokenizers, processors  # noqa: E402
 
 from harrierdb.embed.bert_numpy import BertConfig, NumpyBert  # noqa: E402
@@ -46,25 +47,8 @@ def write_heads(root: Path, seed: int = 5) -> None:
 def random_bert(vocab: int, seed: int = 0) -> tuple[dict[str, np.ndarray], BertConfig]:
     config = BertConfig(hidden_size=HIDDEN, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
                         max_position_embeddings=32)
-    rng = np.random.default_rng(seed)
-    h, i = HIDDEN, config.intermediate_size
-
-    def r(*shape: int) -> np.ndarray:
-        return rng.normal(0, 0.3, shape).astype(np.float32)
-
-    w = {"embeddings.word_embeddings.weight": r(vocab, h), "embeddings.position_embeddings.weight": r(32, h),
-         "embeddings.token_type_embeddings.weight": r(2, h),
-         "embeddings.LayerNorm.weight": 1 + r(h), "embeddings.LayerNorm.bias": r(h)}
-    for n in range(config.num_hidden_layers):
-        p = f"encoder.layer.{n}."
-        for name in ("query", "key", "value"):
-            w[p + f"attention.self.{name}.weight"], w[p + f"attention.self.{name}.bias"] = r(h, h), r(h)
-        w[p + "attention.output.dense.weight"], w[p + "attention.output.dense.bias"] = r(h, h), r(h)
-        w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"] = 1 + r(h), r(h)
-        w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"] = r(i, h), r(i)
-        w[p + "output.dense.weight"], w[p + "output.dense.bias"] = r(h, i), r(h)
-        w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"] = 1 + r(h), r(h)
-    return w, config
+    return random_bert_weights(HIDDEN, config.intermediate_size, config.num_hidden_layers, vocab, 32,
+                               seed=seed), config
 
 
 def reference(root: Path, hidden: np.ndarray, ids: list[int], unused: set[int]):

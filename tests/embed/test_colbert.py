@@ -14,6 +14,8 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 pytest.importorskip("safetensors")
 
+from tiny_bert import random_bert_weights  # noqa: E402
+
 from harrierdb.embed.bert_numpy import BertConfig, NumpyBert  # noqa: E402
 from harrierdb.embed.colbert import ColbertEmbedding  # noqa: E402
 from harrierdb.embed.maxsim import maxsim  # noqa: E402
@@ -41,26 +43,8 @@ def bert_tokenizer(vocab: list[str]):
 
 
 def random_bert(config: dict, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    h, i = config["hidden_size"], config["intermediate_size"]
-
-    def r(*shape: int) -> np.ndarray:
-        return rng.normal(0, 0.3, shape).astype(np.float32)
-
-    w = {"bert.embeddings.word_embeddings.weight": r(config["vocab_size"], h),
-         "bert.embeddings.position_embeddings.weight": r(config["max_position_embeddings"], h),
-         "bert.embeddings.token_type_embeddings.weight": r(2, h),
-         "bert.embeddings.LayerNorm.weight": 1 + r(h), "bert.embeddings.LayerNorm.bias": r(h)}
-    for n in range(config["num_hidden_layers"]):
-        p = f"bert.encoder.layer.{n}."
-        for name in ("query", "key", "value"):
-            w[p + f"attention.self.{name}.weight"], w[p + f"attention.self.{name}.bias"] = r(h, h), r(h)
-        w[p + "attention.output.dense.weight"], w[p + "attention.output.dense.bias"] = r(h, h), r(h)
-        w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"] = 1 + r(h), r(h)
-        w[p + "intermediate.dense.weight"], w[p + "intermediate.dense.bias"] = r(i, h), r(i)
-        w[p + "output.dense.weight"], w[p + "output.dense.bias"] = r(h, i), r(h)
-        w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"] = 1 + r(h), r(h)
-    return w
+    return random_bert_weights(config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"],
+                               config["vocab_size"], config["max_position_embeddings"], seed=seed, prefix="bert.")
 
 
 @pytest.fixture(scope="module")
