@@ -30,8 +30,8 @@ def top_k(rank: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if k == 0:
         empty = np.empty((rank.shape[0], 0))
         return empty.astype(np.int64), empty.astype(rank.dtype)
-    if k < m:
-        part = np.argpartition(-rank, k - 1, axis=1)[:, :k]
+    if k < m:  # the k largest sit after position m - k (no negated copy of the matrix)
+        part = np.argpartition(rank, m - k, axis=1)[:, m - k:]
     else:
         part = np.broadcast_to(np.arange(m), rank.shape).copy()
     vals = np.take_along_axis(rank, part, axis=1)
@@ -46,11 +46,12 @@ def rank_scores(data: np.ndarray, queries: np.ndarray, metric: str,
         return -binary_distances(data, queries, metric)
     sims = queries @ data.T
     if metric == "L2":
+        # Ranking by 2 q.x - |x|^2 is ranking by -|q - x|^2, since |q|^2 is the same along a
+        # row; in place, that is two passes over the score matrix (exact_search adds |q|^2).
         if sq_norms is None:
             sq_norms = np.einsum("ij,ij->i", data, data)
-        q_norms = np.einsum("ij,ij->i", queries, queries)
-        # -(|q|^2 + |x|^2 - 2 q.x), clipped at 0 against rounding
-        return np.minimum(2 * sims - sq_norms[None, :] - q_norms[:, None], 0)
+        sims *= 2
+        sims -= sq_norms[None, :]
     return sims
 
 
@@ -89,6 +90,9 @@ def exact_search(data: np.ndarray, queries: np.ndarray, k: int, metric: str,
             best_pos = np.take_along_axis(best_pos, order, axis=1)
     if candidates is not None:
         best_pos = candidates[best_pos]
+    if metric == "L2":  # |q|^2 - (2 q.x - |x|^2), clipped at 0 against rounding
+        q_norms = np.einsum("ij,ij->i", queries, queries)
+        return np.maximum(q_norms[:, None] - best_rank, 0).astype(np.float32), best_pos
     return to_metric(best_rank, metric), best_pos
 
 
