@@ -1,9 +1,13 @@
-"""The WordNet retrieval set: parsing, caching, queries, and the clear error without wordnet-base."""
+"""The WordNet retrieval set: parsing, caching, queries, the clear error without wordnet-base,
+and the hybrid check (hybrid nDCG@10 >= max(dense, BM25) - 0.01 on the test split)."""
+
+import dataclasses
 
 import pytest
 
 from harrierdb.errors import ParamError
 from harrierdb.quality import wordnet
+from harrierdb.quality.evaluate import BUILTIN_SETTINGS, evaluate
 from harrierdb.quality.wordnet import load_synsets, without_example, wordnet_retrieval
 
 LICENSE = "  1 This software and database is being provided to you, the LICENSEE, by  \n"
@@ -100,3 +104,23 @@ def test_real_wordnet_set(synsets):
     for qid, text in data.queries.items():
         assert data.qrels[qid] == {qid: 1}
         assert f'"{text}"' not in data.corpus[qid]  # an example used as the query leaves its gloss
+
+
+def test_hybrid_is_no_worse_than_dense_or_bm25(synsets, minilm, capsys):
+    """The issue's check on the test split (seed 0): nDCG@10 of dense, BM25 and hybrid reported,
+    and hybrid >= max(dense, BM25) - 0.01. The hybrid (English BM25, WeightedRanker(0.94, 0.06))
+    was chosen on dev draws with seeds 1 and 2 and disjoint queries (see evaluate.HYBRID_WEIGHTS),
+    not here. 1,000 queries over 3,000 glosses keeps this to 4,000 texts to embed; the 5,000-gloss
+    split (benchmarks/bench_hybrid.py) gave dense 0.424, BM25 0.194 (English 0.260), hybrid 0.427."""
+    data = wordnet_retrieval(1000, 3000, seed=0)
+    model = lambda: minilm  # noqa: E731 - one factory: the dense and hybrid settings share vectors
+    settings = [dataclasses.replace(BUILTIN_SETTINGS[name], embedding=model)
+                if BUILTIN_SETTINGS[name].embedding is not None else BUILTIN_SETTINGS[name]
+                for name in ("minilm-int8-flat", "bm25", "bm25-english", "hybrid-minilm-bm25")]
+    report = evaluate(data, settings)
+    with capsys.disabled():
+        print("\n" + report.table())
+    ndcg = {r.name: r.means["ndcg@10"] for r in report.results}
+    ci = {r.name: r.intervals["ndcg@10"] for r in report.results}
+    assert ndcg["hybrid-minilm-bm25"] >= max(ndcg["minilm-int8-flat"], ndcg["bm25"], ndcg["bm25-english"]) - 0.01
+    assert ci["bm25-english"][0] > ci["bm25"][1]  # stemming and stop words help BM25 beyond the 95% intervals
