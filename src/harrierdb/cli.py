@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         for names, options in args:
             p.add_argument(*names, **options)
         p.set_defaults(func=func)
+    from harrierdb import bench  # `harrier bench` declares its many options itself
+
+    bench.add_parser(sub)
     return parser
 
 

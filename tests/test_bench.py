@@ -1,0 +1,80 @@
+"""``harrierdb.bench`` on a tiny synthetic data set: HarrierDB and bare FAISS, in process."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from harrierdb import bench
+
+pytest.importorskip("faiss")
+
+EFS = (16, 64, 256)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    # 5,000 x 160 is past the planner's exact-search budget, so HarrierDB really walks its HNSW.
+    base, queries = bench.make_clustered(5000, 160, n_queries=100, seed=3)
+    dist, ids = bench.exact_knn(base, queries, 100, "COSINE")
+    ds = bench.Dataset("tiny", base, queries, "COSINE", ids, dist)
+    cfg = bench.BenchConfig(efs=EFS, ef_construction=40)
+    return bench.run_benchmark(ds, ["harrierdb", "faiss-hnsw"], cfg, isolate=False, log=lambda m: None)
+
+
+def test_table_rows(report):
+    rows = bench.table_rows(report)
+    assert [(r["system"], r["value"]) for r in rows] == [
+        (s, ef) for s in ("harrierdb", "faiss-hnsw") for ef in EFS]
+    for r in rows:
+        for key in ("recall", "batch_recall", "f_recall"):
+            assert 0.0 <= r[key] <= 1.0, (r["system"], key, r[key])
+        assert r["qps"] > 0 and r["batch_qps"] > 0 and r["f_qps"] > 0
+        assert r["p50_ms"] <= r["p99_ms"]
+    table = bench.format_table(report)
+    assert table.count("\n") == len(rows)  # header + one line per row
+    assert "ef=256" in bench.markdown_table(report)
+
+
+def test_harrier_recall_at_largest_ef(report):
+    harrier = next(s for s in report["systems"] if s["system"] == "harrierdb")
+    top = max(harrier["rows"], key=lambda r: r["value"])
+    assert top["recall"] >= 0.95
+    assert top["batch_recall"] >= 0.95
+    assert top["f_recall"] >= 0.95
+    assert harrier["reopen_s"] is not None and harrier["build_s"] > 0
+
+
+def test_recall_counts_ties_and_misses():
+    base = np.array([[0.0], [1.0], [1.0], [3.0]], np.float32)
+    queries = np.array([[0.0]], np.float32)
+    gt_dist = np.array([[0.0, 1.0]], np.float32)
+    # id 2 ties with the true second neighbour (id 1): a hit
+    assert bench.recall_at_k(np.array([[0, 2]]), queries, base, gt_dist, 2, "L2") == 1.0
+    assert bench.recall_at_k(np.array([[0, 3]]), queries, base, gt_dist, 2, "L2") == 0.5
+    assert bench.recall_at_k(np.array([[0, -1]]), queries, base, gt_dist, 2, "L2") == 0.5
+    assert bench.recall_at_k(np.array([[0, 0]]), queries, base, gt_dist, 2, "L2") == 0.5
+
+
+def test_targets_and_section(report, tmp_path):
+    targets = bench.check_targets(report)
+    assert {t["target"].split(" ")[0] for t in targets} >= {"single-query", "batch", "build"}
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# Results\n\n## Core: other\n\nkeep me\n")
+    section = bench.results_section([report])
+    bench.write_section(md, section)
+    bench.write_section(md, section)  # replacing, not appending twice
+    text = md.read_text()
+    assert text.count(bench.SECTION_TITLE) == 1 and "keep me" in text
+    assert text.index("## Core: other") < text.index(bench.SECTION_TITLE)
+
+
+def test_cli_parser_registers_bench():
+    parser = argparse.ArgumentParser(prog="harrier")
+    sub = parser.add_subparsers(dest="command")
+    bench.add_parser(sub)
+    args = parser.parse_args(["bench", "--dataset", "clustered", "--rows", "500", "--ef", "8,32",
+                              "--systems", "harrierdb,faiss-hnsw"])
+    assert args.func is bench.run and args.ef == (8, 32) and args.systems == ["harrierdb", "faiss-hnsw"]
