@@ -45,6 +45,8 @@ def test_harrier_recall_at_largest_ef(report):
     assert top["batch_recall"] >= 0.95
     assert top["f_recall"] >= 0.95
     assert harrier["reopen_s"] is not None and harrier["build_s"] > 0
+    # the engine's own FAISS call, timed alongside: present for HarrierDB rows only
+    assert all(r["kernel_qps"] > 0 and "overhead_us" in r for r in harrier["rows"])
 
 
 def test_recall_counts_ties_and_misses():
@@ -78,3 +80,14 @@ def test_cli_parser_registers_bench():
     args = parser.parse_args(["bench", "--dataset", "clustered", "--rows", "500", "--ef", "8,32",
                               "--systems", "harrierdb,faiss-hnsw"])
     assert args.func is bench.run and args.ef == (8, 32) and args.systems == ["harrierdb", "faiss-hnsw"]
+
+
+def test_merge_reports_replaces_a_remeasured_system(report):
+    again = {**report, "systems": [dict(s, build_s=-1.0) for s in report["systems"] if s["system"] == "faiss-hnsw"],
+             "skipped": {"chroma": "not installed"}, "command": "second"}
+    merged = bench.merge_reports([dict(report, command="first"), again])
+    assert len(merged) == 1
+    systems = {s["system"]: s for s in merged[0]["systems"]}
+    assert list(systems) == ["harrierdb", "faiss-hnsw"] and systems["faiss-hnsw"]["build_s"] == -1.0
+    assert merged[0]["skipped"] == {"chroma": "not installed"}
+    assert "first" in merged[0]["command"] and "second" in merged[0]["command"]
