@@ -28,7 +28,7 @@ from harrierdb.errors import (
     PartitionNotFoundError,
     PrimaryKeyError,
 )
-from harrierdb.index.spec import IndexSpec, field_kind, make_index_spec
+from harrierdb.index.spec import IndexSpec, field_kind, flatten_params, make_index_spec
 from harrierdb.quality.drift import batch_summary
 from harrierdb.ranker import top as ranker_top
 from harrierdb.results import Hit, Hits, SearchResult
@@ -276,6 +276,7 @@ class Collection:
         mask = None
         if filter or partition_names:
             mask = self._candidate_mask(cache, filter, filter_params, partition_names)
+        search_params = flatten_params(search_params)  # once: both parsers below read it
         grouping = search_plan.Grouping.make(search_params, kwargs)
         request = search_plan.SearchRequest.make(field, queries, limit + offset, search_params, kwargs)
         if grouping is None:
