@@ -14,7 +14,6 @@ from typing import Any
 
 from harrierdb.engine.database import Database
 from harrierdb.errors import ParamError
-from harrierdb.index.spec import flatten_params
 from harrierdb.iterators import QueryIterator, SearchIterator
 from harrierdb.schema import CollectionSchema, DataType, FieldSchema
 
@@ -220,13 +219,11 @@ class MilvusClient:
                timeout: float | None = None, partition_names: Sequence[str] | None = None,
                anns_field: str | None = None, **kwargs: Any) -> Any:
         """Nearest neighbours of each query vector: one list of hits per query."""
-        coll = self._db.collection(collection_name)
         offset = kwargs.pop("offset", None)
-        if offset is None:
-            offset = flatten_params(search_params).get("offset", 0)
         filter_params = kwargs.pop("filter_params", None)
-        return coll.search(data, anns_field, filter or "", limit, offset, output_fields,
-                           search_params, partition_names, filter_params, **kwargs)
+        return self._db.collection(collection_name).search(
+            data, anns_field, filter or "", limit, offset, output_fields, search_params,
+            partition_names, filter_params, **kwargs)
 
     def hybrid_search(self, collection_name: str, reqs: Sequence[Any], ranker: Any, limit: int = 10,
                       output_fields: Sequence[str] | None = None, timeout: float | None = None,

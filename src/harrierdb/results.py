@@ -16,10 +16,12 @@ class Entity(dict):
 
 
 class Hit(dict):
-    """One search hit: ``{"id", "distance", "entity"}``, also as ``hit.id`` / ``hit.distance``."""
+    """One search hit: ``{"id", "distance", "entity"}``, also as ``hit.id`` / ``hit.distance``.
 
-    def __init__(self, id: Any, distance: float, entity: dict):
-        super().__init__(id=id, distance=distance, entity=Entity(entity))
+    Made with ``Hit(id=..., distance=..., entity=Entity(...))``: dict's own constructor, as a
+    search builds one per hit (a Python ``__init__`` would double the cost of a result)."""
+
+    __slots__ = ()
 
     @property
     def id(self) -> Any:

@@ -8,7 +8,8 @@ position it covers, so it can be brought up to date with what other processes co
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,11 @@ import numpy as np
 from harrierdb import vectors
 from harrierdb.engine.columns import Growable
 from harrierdb.engine.storage import VectorChunk, decode_json, scalar_columns
+from harrierdb.index.exact import normalize_rows
 from harrierdb.schema import DYNAMIC_FIELD, NUMPY_DTYPES, CollectionSchema, DataType, FieldSchema
+
+# Filter results kept per cache (each holds a row mask and what searches derived from it).
+MEMO_ENTRIES = 8
 
 
 def _gather_chunks(chunks: list[VectorChunk], seqs: np.ndarray, codec: Any, dim: int) -> Any:
@@ -59,6 +64,8 @@ class CollectionCache:
         self.n_alive = 0
         self.version = 0  # bumps on every change; derived data (normalised copies) keys on it
         self._derived: dict[tuple, Growable] = {}
+        self._memo: OrderedDict[Hashable, Any] = OrderedDict()
+        self._memo_version = 0
 
     def __len__(self) -> int:
         return self.seqs.n
@@ -137,18 +144,33 @@ class CollectionCache:
         self.delete_positions(positions[positions >= 0].tolist())
 
     def positions_of_seqs(self, seqs: np.ndarray) -> np.ndarray:
-        """Row positions of sequence numbers (sorted by construction); -1 where absent."""
+        """Row positions of sequence numbers (any shape); -1 where absent (FAISS's -1 pads too)."""
         all_seqs = self.seqs.view
         n = len(all_seqs)
         if n and all_seqs[-1] - all_seqs[0] == n - 1:  # no gaps (the common case): arithmetic
             pos = seqs - all_seqs[0]
-            return np.where((pos >= 0) & (pos < n), pos, -1)
+            pos[(pos < 0) | (pos >= n)] = -1
+            return pos
         pos = np.searchsorted(all_seqs, seqs)
         pos = np.minimum(pos, max(len(all_seqs) - 1, 0))
         found = (all_seqs[pos] == seqs) if len(all_seqs) else np.zeros(len(seqs), bool)
         return np.where(found, pos, -1)
 
     # -- reading ---------------------------------------------------------------------------
+    def memoised(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered until the rows change; the ``MEMO_ENTRIES`` most
+        recently used keys are kept (filters repeat: a search reuses their evaluation)."""
+        if self._memo_version != self.version:
+            self._memo.clear()
+            self._memo_version = self.version
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        value = self._memo[key] = compute()
+        if len(self._memo) > MEMO_ENTRIES:
+            self._memo.popitem(last=False)
+        return value
+
     def partition_mask(self, names: Sequence[str]) -> np.ndarray:
         codes = [self.partition_names.index(p) for p in names if p in self.partition_names]
         return np.isin(self.parts.view, codes)
@@ -169,7 +191,7 @@ class CollectionCache:
         if derived.n < len(stored):
             new = codec.as_float32(stored[derived.n:])
             if normalized:
-                new = unit_rows(new)
+                new = normalize_rows(new)
             derived.extend(new)
         return derived.view
 
@@ -182,8 +204,3 @@ class CollectionCache:
             derived.extend(np.einsum("ij,ij->i", new, new))
         return derived.view
 
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero); einsum is ~10x faster than linalg.norm."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
-    return (x / np.where(norms == 0, 1, norms)).astype(np.float32, copy=False)

@@ -19,6 +19,7 @@ from harrierdb import vectors
 from harrierdb.engine import filter as filter_lang
 from harrierdb.engine import fulltext, functions, search_plan
 from harrierdb.engine.cache import CollectionCache
+from harrierdb.engine.candidates import Candidates
 from harrierdb.engine.storage import CollectionRecord, Store
 from harrierdb.errors import (
     DataError,
@@ -31,7 +32,7 @@ from harrierdb.errors import (
 from harrierdb.index.spec import IndexSpec, field_kind, flatten_params, make_index_spec
 from harrierdb.quality.drift import batch_summary
 from harrierdb.ranker import top as ranker_top
-from harrierdb.results import Hit, Hits, SearchResult
+from harrierdb.results import Entity, Hit, Hits, SearchResult
 from harrierdb.schema import DEFAULT_PARTITION, DYNAMIC_FIELD, DataType, RowBatch, validate_rows
 
 COUNT_STAR = "count(*)"
@@ -264,26 +265,29 @@ class Collection:
         return [self._entity(cache, pos, fields, with_pk=True) for pos in positions.tolist()]
 
     def search(self, data: Any, anns_field: str | None = None, filter: str = "", limit: int = 10,
-               offset: int = 0, output_fields: Sequence[str] | None = None,
+               offset: int | None = None, output_fields: Sequence[str] | None = None,
                search_params: Mapping | None = None, partition_names: Sequence[str] | None = None,
                filter_params: Mapping | None = None, **kwargs: Any) -> SearchResult:
         """Nearest neighbours per query; with ``group_by_field``, the best ``limit`` groups of
-        up to ``group_size`` hits each (groups ordered by their best hit)."""
+        up to ``group_size`` hits each (groups ordered by their best hit). ``offset`` may also
+        come in ``search_params``, as pymilvus allows."""
         field = self._vector_field(anns_field)
+        search_params = flatten_params(search_params)  # once: every parser below reads it
+        if offset is None:
+            offset = search_params.get("offset", 0)
         _check_limit(limit, offset)
         queries = self._query_vectors(data, field)
         cache = self.cache()
-        mask = None
+        rows = None
         if filter or partition_names:
-            mask = self._candidate_mask(cache, filter, filter_params, partition_names)
-        search_params = flatten_params(search_params)  # once: both parsers below read it
+            rows = self._candidates(cache, filter, filter_params, partition_names)
         grouping = search_plan.Grouping.make(search_params, kwargs)
         request = search_plan.SearchRequest.make(field, queries, limit + offset, search_params, kwargs)
         if grouping is None:
-            results = [(d[offset:], p[offset:]) for d, p in self.indexes.search(cache, request, mask)]
+            results = [(d[offset:], p[offset:]) for d, p in self.indexes.search(cache, request, rows)]
         else:
             values = cache.column(self._field(grouping.field).name)
-            results = grouping.search(self.indexes, cache, request, mask, values, limit, offset)
+            results = grouping.search(self.indexes, cache, request, rows, values, limit, offset)
         fields = self._output_fields(output_fields, default_all=False)
         if grouping is not None and grouping.field not in fields:
             fields.append(grouping.field)  # Milvus returns the group value with each hit
@@ -301,12 +305,12 @@ class Collection:
         for req in reqs:
             field = self._vector_field(req.anns_field)
             queries = self._query_vectors(req.data, field)
-            mask = None
+            rows = None
             if req.expr or partition_names:
-                mask = self._candidate_mask(cache, req.expr or "", req.expr_params, partition_names)
+                rows = self._candidates(cache, req.expr or "", req.expr_params, partition_names)
             request = search_plan.SearchRequest.make(field, queries, req.limit, req.param, {})
             metric = self.indexes.metric_for(request)
-            per_request.append([(d, p, metric) for d, p in self.indexes.search(cache, request, mask)])
+            per_request.append([(d, p, metric) for d, p in self.indexes.search(cache, request, rows)])
         n_queries = {len(r) for r in per_request}
         if len(n_queries) != 1:
             raise ParamError(f"every AnnSearchRequest must have the same number of queries, got {sorted(n_queries)}")
@@ -324,10 +328,10 @@ class Collection:
         if len(queries) != 1:
             raise ParamError(f"search_iterator takes one query vector, got {len(queries)}")
         cache = self.cache()
-        mask = self._candidate_mask(cache, filter, filter_params, partition_names)
-        k = int(mask.sum()) if limit is None or limit < 0 else min(limit, int(mask.sum()))
+        rows = self._candidates(cache, filter, filter_params, partition_names)
+        k = rows.count if limit is None or limit < 0 else min(limit, rows.count)
         request = search_plan.SearchRequest.make(field, queries, max(k, 1), search_params, {})
-        distances, positions = self.indexes.search(cache, request, mask)[0]
+        distances, positions = self.indexes.search(cache, request, rows)[0]
         return cache, distances[:k], positions[:k]
 
     def _hits(self, cache: CollectionCache, results: Iterable[tuple[np.ndarray, np.ndarray]],
@@ -335,10 +339,12 @@ class Collection:
         out = SearchResult()
         pks = cache.pks.view
         for distances, positions in results:
-            hits = Hits()
-            for dist, pos in zip(distances.tolist(), positions.tolist()):
-                hits.append(Hit(_py(pks[pos]), dist, self._entity(cache, pos, fields, with_pk=False)))
-            out.append(hits)
+            ids = pks[positions].tolist()  # plain Python ints / strs in one call
+            rows = positions.tolist()
+            entities = ([Entity(self._entity(cache, pos, fields, with_pk=False)) for pos in rows]
+                        if fields else [Entity() for _ in rows])
+            out.append(Hits([Hit(id=pk, distance=dist, entity=entity)
+                             for pk, dist, entity in zip(ids, distances.tolist(), entities)]))
         return out
 
     # -- indexes ---------------------------------------------------------------------------
@@ -419,6 +425,8 @@ class Collection:
 
     def _query_vectors(self, data: Any, field: Any) -> Any:
         """Query data encoded as the field stores vectors (texts for a BM25 field)."""
+        if type(data) is np.ndarray and data.ndim == 2 and field_kind(field) in ("dense", "binary"):
+            return self._encode_queries(data, field)  # a plain matrix: no model identity to check
         if field.is_function_output:
             texts = [data] if isinstance(data, str) else list(data)
             if not texts or not all(isinstance(t, str) for t in texts):
@@ -439,6 +447,9 @@ class Collection:
             data = [data]
         if data is None or (not sp.issparse(data) and len(data) == 0):
             raise ParamError("search data is empty; pass one vector or a list of vectors")
+        return self._encode_queries(data, field)
+
+    def _encode_queries(self, data: Any, field: Any) -> Any:
         try:
             return vectors.codec_for(field.dtype).encode(data, field.dim, field.name)
         except DataError as exc:
@@ -466,14 +477,28 @@ class Collection:
             columns[DYNAMIC_FIELD] = cache.column(DYNAMIC_FIELD)
         return filter_lang.evaluate(ast, columns, len(cache), params or {}, dynamic_field=dynamic)
 
+    def _candidates(self, cache: CollectionCache, expr: str, params: Mapping | None,
+                    partition_names: Sequence[str] | None) -> Candidates:
+        """The rows a filtered search may return, memoised in the cache until rows change
+        (when the filter's parameters are plain values that can key the memo)."""
+        def compute() -> Candidates:
+            mask = cache.alive.view.copy()
+            if expr and expr.strip():
+                mask &= self._filter_mask(cache, expr, params)
+            if partition_names:
+                mask &= cache.partition_mask([self._partition(p) for p in partition_names])
+            return Candidates(mask)
+
+        params_key = _params_key(params)
+        if params_key is None:
+            return compute()
+        parts = (partition_names,) if isinstance(partition_names, str) else tuple(partition_names or ())
+        return cache.memoised(("filter", expr, params_key, parts), compute)
+
     def _candidate_mask(self, cache: CollectionCache, expr: str, params: Mapping | None,
                         partition_names: Sequence[str] | None) -> np.ndarray:
-        mask = cache.alive.view.copy()
-        if expr and expr.strip():
-            mask &= self._filter_mask(cache, expr, params)
-        if partition_names:
-            mask &= cache.partition_mask([self._partition(p) for p in partition_names])
-        return mask
+        """A writable mask of the rows alive, in the partitions and passing the filter."""
+        return self._candidates(cache, expr, params, partition_names).mask.copy()
 
     def _output_fields(self, names: Sequence[str] | None, default_all: bool) -> list[str]:
         """Resolve output field names ('*' = all; unknown names are dynamic keys if allowed)."""
@@ -538,6 +563,22 @@ def _is_single_query(data: Any, field: Any) -> bool:
 
 def _is_vector_like(x: Any) -> bool:
     return isinstance(x, (list, tuple, np.ndarray)) and len(x) > 0 and np.isscalar(x[0])
+
+
+def _params_key(params: Mapping | None) -> tuple | None:
+    """Filter parameters as a memo key; None when a value is not a plain scalar or a list of
+    them (an array's repr is abridged, so it could not key the memo safely)."""
+    if not params:
+        return ()
+    plain = (str, int, float, bool, type(None))
+    items = []
+    for name, value in params.items():
+        if isinstance(value, (list, tuple)) and all(isinstance(v, plain) for v in value):
+            value = (type(value).__name__, *value)
+        elif not isinstance(value, plain):
+            return None
+        items.append((str(name), value))
+    return tuple(sorted(items))
 
 
 def _py(value: Any) -> Any:

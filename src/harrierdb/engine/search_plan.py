@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harrierdb import vectors
-from harrierdb.engine.cache import unit_rows
+from harrierdb.engine.candidates import Candidates
 from harrierdb.engine.fulltext import BM25Index
 from harrierdb.errors import MetricMismatchError, ParamError
 from harrierdb.index import sparse as sparse_index
-from harrierdb.index.ann import AnnIndex, default_search_params, is_ann_type
+from harrierdb.index.ann import AnnIndex, default_search_params, is_ann_type, seq_bitmap
 from harrierdb.index.exact import SMALLER_IS_BETTER, exact_search, normalize_rows, top_k
 from harrierdb.index.sparse import InvertedIndex
 from harrierdb.index.spec import (
@@ -124,21 +124,21 @@ class Grouping:
         return cls(name, size, strict)
 
     def search(self, indexes: IndexSet, cache: CollectionCache, request: SearchRequest,
-               mask: np.ndarray | None, values: np.ndarray, limit: int,
+               rows: Candidates | None, values: np.ndarray, limit: int,
                offset: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Rank an oversampled candidate list, group it, and rank everything exactly only
         when the oversample did not fill ``limit + offset`` groups."""
-        n_candidates = cache.n_alive if mask is None else int(mask.sum())
+        n_candidates = cache.n_alive if rows is None else rows.count
         groups_wanted = limit + offset
         k = min(n_candidates, max(groups_wanted * self.size * GROUP_OVERSAMPLE, 256))
         out = []
         for qi in range(len(request.queries)):
             one = replace(request, queries=request.queries[qi:qi + 1], k=k)
-            d, p = indexes.search(cache, one, mask)[0]
+            d, p = indexes.search(cache, one, rows)[0]
             groups = self._group(d, p, values, groups_wanted)
             short = len(groups) < groups_wanted or any(len(g) < self.size for g in groups)
             if short and k < n_candidates:  # the oversample missed some: rank everything
-                d, p = indexes._exact(cache, replace(one, k=n_candidates), indexes.metric_for(one), mask)[0]
+                d, p = indexes._exact(cache, replace(one, k=n_candidates), indexes.metric_for(one), rows)[0]
                 groups = self._group(d, p, values, groups_wanted)
             chosen = [hit for group in groups[offset:] for hit in group]
             out.append((np.array([h[0] for h in chosen], dtype=np.float32),
@@ -289,8 +289,9 @@ class IndexSet:
         return spec.metric_type
 
     def search(self, cache: CollectionCache, request: SearchRequest,
-               mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(distances, row positions) per query, best first.
+               rows: Candidates | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(distances, row positions) per query, best first; ``rows`` (None: every live row)
+        are the rows a filter or partition list lets through.
 
         The rule: exact when there is no trained ANN index, for range searches, and when the
         candidates are few enough that scanning them costs no more than a graph walk
@@ -302,26 +303,27 @@ class IndexSet:
         name = request.field.name
         kind = field_kind(request.field)
         if request.first_stage is not None:
-            return self._binary_first_stage(cache, request, metric, mask)
+            return self._binary_first_stage(cache, request, metric, rows)
         if kind == "sparse":
-            return self._sparse(cache, request, metric, mask)
+            return self._sparse(cache, request, metric, rows)
         if kind == "multi":
-            return self._maxsim(cache, request, metric, mask)
+            return self._maxsim(cache, request, metric, rows)
         in_range = request.radius is not None or request.range_filter is not None
-        n_candidates = cache.n_alive if mask is None else int(mask.sum())
+        n_candidates = cache.n_alive if rows is None else rows.count
         ann = None if in_range or n_candidates * request.field.dim <= EXACT_BUDGET else self._ready(cache, name)
         if ann is None:
-            return self._exact(cache, request, metric, mask)
-        return self._ann(cache, request, metric, mask, ann, n_candidates)
+            return self._exact(cache, request, metric, rows)
+        return self._ann(cache, request, metric, rows, ann, n_candidates)
 
     def _ann(self, cache: CollectionCache, request: SearchRequest, metric: str,
-             mask: np.ndarray | None, ann: AnnIndex, n_candidates: int) -> list[tuple[np.ndarray, np.ndarray]]:
+             rows: Candidates | None, ann: AnnIndex, n_candidates: int) -> list[tuple[np.ndarray, np.ndarray]]:
         alive = cache.alive.view
-        allowed = None
-        if mask is not None:
-            allowed = cache.seqs.view[mask]
+        selector = None  # FAISS ids (row seqs) the search may return, as a packed bitmap
+        if rows is not None:
+            selector = rows.derived("selector", lambda: seq_bitmap(cache.seqs.view[rows.mask], cache.last_seq))
         elif ann.ntotal > cache.n_alive:  # the index still holds rows deleted since the build
-            allowed = cache.seqs.view[alive]
+            selector = cache.memoised("alive selector",
+                                      lambda: seq_bitmap(cache.seqs.view[alive], cache.last_seq))
         params = default_search_params(ann.spec, request.params)
         selectivity = n_candidates / max(ann.ntotal, 1)
         if selectivity < 1:  # explore more of the graph / more lists as fewer rows pass
@@ -334,27 +336,29 @@ class IndexSet:
         queries = request.float_queries()
         if metric == "COSINE":
             queries = normalize_rows(queries)
-        distances, seqs = ann.search(queries, k_search, params, allowed, cache.last_seq)
-        positions = cache.positions_of_seqs(seqs.ravel()).reshape(seqs.shape)
+        distances, seqs = ann.search(queries, k_search, params, selector)
+        positions = cache.positions_of_seqs(seqs)
+        found = positions >= 0
+        if selector is None:  # defensive: the index should hold no deleted row here
+            found &= alive[positions]
+        if not ann.needs_rerank and found.all():  # every query filled: the common case
+            return list(zip(distances, positions))
         data = cache.float_matrix(request.field.name, metric == "COSINE") if ann.needs_rerank else None
         results = []
         want = min(k, n_candidates)
         for qi in range(len(queries)):
-            found = positions[qi] >= 0
-            if allowed is None:
-                found[found] &= alive[positions[qi][found]]
-            pos = positions[qi][found]
+            pos = positions[qi][found[qi]]
             if len(pos) < want:  # the graph came back short: finish this query exactly
-                results.append(self._exact(cache, _one(request, qi), metric, mask)[0])
+                results.append(self._exact(cache, _one(request, qi), metric, rows)[0])
             elif data is not None:  # quantised codes: re-rank the candidates with exact distances
                 d, order = exact_search(data, queries[qi:qi + 1], k, metric, pos)
                 results.append((d[0], order[0]))
             else:
-                results.append((distances[qi][found][:k], pos[:k]))
+                results.append((distances[qi][found[qi]][:k], pos[:k]))
         return results
 
     def _binary_first_stage(self, cache: CollectionCache, request: SearchRequest, metric: str,
-                            mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+                            rows: Candidates | None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Binary quantization with re-ranking: Hamming search over sign codes of the float
         vectors (1/32 of their memory) for ``oversample * k`` candidates, then exact distances
         on the float vectors for those candidates only. The codes must be the signs of the
@@ -372,13 +376,13 @@ class IndexSet:
         coarse = SearchRequest(code_field, codes, request.k * oversample, "HAMMING")
         data = cache.float_matrix(request.field.name, metric == "COSINE")
         results = []
-        for qi, (_, candidates) in enumerate(self._exact(cache, coarse, "HAMMING", mask)):
+        for qi, (_, candidates) in enumerate(self._exact(cache, coarse, "HAMMING", rows)):
             d, p = exact_search(data, queries[qi:qi + 1], request.k, metric, candidates)
             results.append((d[0], p[0]))
         return results
 
     def _sparse(self, cache: CollectionCache, request: SearchRequest, metric: str,
-                mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+                rows: Candidates | None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Sparse inner product or BM25 through posting lists, rebuilt when rows changed."""
         name = request.field.name
         spec = self.specs.get(name)
@@ -391,44 +395,44 @@ class IndexSet:
             built = self._posting_lists[name] = (cache.version, index)
         index = built[1]
         if metric == "BM25":
-            results = index.search(request.queries, request.k, cache.alive.view, mask,
+            results = index.search(request.queries, request.k, cache.alive.view, None if rows is None else rows.mask,
                                    float(params.get("bm25_k1", 1.2)), float(params.get("bm25_b", 0.75)))
         else:
-            allowed = cache.alive.view if mask is None else mask
+            allowed = cache.alive.view if rows is None else rows.mask
             results = sparse_index.search(index, request.queries, request.k, allowed,
                                           float(params.get("drop_ratio_search", 0)))
         return [_range_filtered(d, p, request, metric) for d, p in results]
 
     def _maxsim(self, cache: CollectionCache, request: SearchRequest, metric: str,
-                mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+                rows: Candidates | None) -> list[tuple[np.ndarray, np.ndarray]]:
         """MaxSim of each query's token vectors against candidate rows' token vectors.
 
         With an HNSW index on the field, the candidates are the rows owning the nearest
         token vectors of each query token (``MAXSIM_TOKEN_CANDIDATES`` per query token), then
         scored exactly; without one, or for few rows, every allowed row is scored exactly."""
         column = cache.vectors[request.field.name]
-        allowed = cache.alive.view if mask is None else mask
-        token_index = self._token_index(cache, request.field, int(allowed.sum()))
+        allowed = cache.alive.view if rows is None else rows.mask
+        token_index = self._token_index(cache, request.field)
         offsets, flat = request.queries
         doc_offsets = column.offsets.view
         results = []
         for qi in range(len(offsets) - 1):
             query = flat[offsets[qi]:offsets[qi + 1]]
-            rows = np.flatnonzero(allowed)
+            scored = np.flatnonzero(allowed)
             if token_index is not None:
                 tokens = query / np.linalg.norm(query, axis=1, keepdims=True) if metric == "MAX_SIM_COSINE" else query
                 k_tokens = max(MAXSIM_TOKEN_CANDIDATES, request.k)
-                _, ids = token_index.search(tokens, k_tokens, {"ef": max(64, k_tokens)}, None, 0)
+                _, ids = token_index.search(tokens, k_tokens, {"ef": max(64, k_tokens)}, None)
                 owners = np.unique(np.searchsorted(doc_offsets, ids[ids >= 0], side="right") - 1)
-                rows = owners[allowed[owners]]
-            scores = maxsim_scores(column.flat.view, doc_offsets, query, metric, rows)
+                scored = owners[allowed[owners]]
+            scores = maxsim_scores(column.flat.view, doc_offsets, query, metric, scored)
             rank = scores if metric != "MAX_SIM_L2" else -scores
             order, _ = top_k(rank[None, :], request.k)
-            pos = rows[order[0]]
+            pos = scored[order[0]]
             results.append(_range_filtered(scores[order[0]].astype(np.float32), pos, request, metric))
         return results
 
-    def _token_index(self, cache: CollectionCache, f: FieldSchema, n_allowed: int) -> AnnIndex | None:
+    def _token_index(self, cache: CollectionCache, f: FieldSchema) -> AnnIndex | None:
         """An HNSW index over all token vectors of a multi-vector field, rebuilt when rows
         change; None when the field has no HNSW index or the rows are few enough to scan."""
         spec = self.specs.get(f.name)
@@ -448,7 +452,7 @@ class IndexSet:
         return built[1]
 
     def _exact(self, cache: CollectionCache, request: SearchRequest, metric: str,
-               mask: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+               rows: Candidates | None) -> list[tuple[np.ndarray, np.ndarray]]:
         name = request.field.name
         binary = metric in ("HAMMING", "JACCARD")
         data = cache.vectors[name].view if binary else cache.float_matrix(name, metric == "COSINE")
@@ -458,17 +462,27 @@ class IndexSet:
         k = request.k
         candidates = None
         skip_dead = False
-        if mask is not None:
-            candidates = np.flatnonzero(mask)
+        if rows is not None:
+            candidates = rows.positions
         elif n_dead and (n_dead > _MAX_DEAD_TO_SKIP or in_range):
-            candidates = np.flatnonzero(cache.alive.view)
+            candidates = cache.memoised("alive positions", lambda: np.flatnonzero(cache.alive.view))
         elif n_dead:
             skip_dead, k = True, k + n_dead
         sq_norms = cache.sq_norms(name) if metric == "L2" else None
         if in_range:
             # A range search ranks every candidate, keeps those in range, then takes the top k.
             k = len(candidates) if candidates is not None else len(data)
-        dist, pos = exact_search(data, queries, k, metric, candidates, sq_norms)
+        if rows is not None and len(candidates) * data.shape[1] <= EXACT_BUDGET:
+            # Few rows: keep them gathered with the candidates, so a repeated filter skips the copy.
+            key = ("gathered", name, metric == "COSINE")
+            gathered = rows.derived(key, lambda: data[candidates])
+            gathered_sq = None if sq_norms is None else rows.derived((key, "sq"), lambda: sq_norms[candidates])
+            dist, pos = exact_search(gathered, queries, k, metric, None, gathered_sq)
+            pos = candidates[pos]
+        else:
+            dist, pos = exact_search(data, queries, k, metric, candidates, sq_norms)
+        if not skip_dead and not in_range:
+            return list(zip(dist, pos))
         alive = cache.alive.view
         results = []
         for d, p in zip(dist, pos):
@@ -549,4 +563,4 @@ def _index_vectors(cache: CollectionCache, name: str, spec: IndexSpec, rows: np.
     """The float32 vectors of ``rows`` as the index takes them (unit length for COSINE),
     computed for those rows only."""
     vectors_ = cache.float_matrix(name)[rows]
-    return unit_rows(vectors_) if spec.metric_type == "COSINE" else vectors_
+    return normalize_rows(vectors_) if spec.metric_type == "COSINE" else vectors_

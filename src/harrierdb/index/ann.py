@@ -57,16 +57,13 @@ class AnnIndex:
         self.index: faiss.Index | None = None
         self.covered_seq = 0          # every row with seq <= covered_seq has been added
         self.epoch = -1               # the store epoch the ids refer to
+        self.ntotal = 0               # rows in the index (FAISS's own attribute is a slow SWIG read)
         self._params_cache: dict[int, Any] = {}
 
     # -- building --------------------------------------------------------------------------
     @property
     def kind(self) -> str:
         return "HNSW" if self.spec.index_type in ("HNSW", "AUTOINDEX") else self.spec.index_type
-
-    @property
-    def ntotal(self) -> int:
-        return 0 if self.index is None else self.index.ntotal
 
     @property
     def needs_rerank(self) -> bool:
@@ -100,6 +97,7 @@ class AnnIndex:
         self.index = faiss.IndexIDMap2(inner)  # keeps a Python reference to ``inner``
         self.epoch = epoch
         self.covered_seq = 0
+        self.ntotal = 0
         self.add(vectors, seqs)
 
     def add(self, vectors: np.ndarray, seqs: np.ndarray) -> None:
@@ -112,22 +110,18 @@ class AnnIndex:
             stop = start + _ADD_CHUNK
             self.index.add_with_ids(np.ascontiguousarray(vectors[start:stop], dtype=np.float32),
                                     np.ascontiguousarray(seqs[start:stop], dtype=np.int64))
+        self.ntotal = self.index.ntotal
         self.covered_seq = int(seqs[-1])
 
     # -- searching -------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int, params: dict,
-               allowed_seqs: np.ndarray | None, max_seq: int) -> tuple[np.ndarray, np.ndarray]:
+               selector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (distances, seqs) per query; -1 seqs pad rows with fewer hits.
 
-        ``allowed_seqs``, when given, restricts the search to those rows (a bitmap selector
-        inside FAISS, so HNSW and IVF skip the rest while they walk).
+        ``selector``, when given, is a packed bitmap of the seqs the search may return
+        (``seq_bitmap``): FAISS tests it inside the walk, so HNSW and IVF skip the rest.
         """
-        sel = None
-        if allowed_seqs is not None:
-            bitmap = np.zeros(max_seq + 1, dtype=bool)
-            bitmap[allowed_seqs] = True
-            packed = np.packbits(bitmap, bitorder="little")
-            sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(packed))
+        sel = None if selector is None else faiss.IDSelectorBitmap(len(selector), faiss.swig_ptr(selector))
         search_params = self._search_params(max(int(params["ef"]), k) if self.kind == "HNSW"
                                             else int(params["nprobe"]), sel)
         # OpenMP threads only pay off over many queries; for a few, their wake-up costs more
@@ -136,13 +130,9 @@ class AnnIndex:
         if len(queries) < PARALLEL_MIN_QUERIES:
             faiss.omp_set_num_threads(1)
         try:
-            distances, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k,
-                                               params=search_params)
+            return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=search_params)
         finally:
             faiss.omp_set_num_threads(threads)
-        if sel is not None:
-            del packed  # the selector borrowed this buffer; keep it alive until here
-        return distances, ids
 
     def _search_params(self, knob: int, sel: Any) -> Any:
         """FAISS search parameters; those without a selector are reused (building one costs
@@ -185,9 +175,18 @@ class AnnIndex:
             return None  # missing or corrupt: the caller rebuilds from the rows
         ann = cls(spec, dim)
         ann.index = index
+        ann.ntotal = index.ntotal
         ann.covered_seq = meta["covered_seq"]
         ann.epoch = epoch
         return ann
+
+
+def seq_bitmap(seqs: np.ndarray, max_seq: int) -> np.ndarray:
+    """The packed little-endian bitmap over 0..max_seq with ``seqs`` set: what
+    ``AnnIndex.search`` takes as its selector (the caller keeps it alive while FAISS reads it)."""
+    bitmap = np.zeros(max_seq + 1, dtype=bool)
+    bitmap[seqs] = True
+    return np.packbits(bitmap, bitorder="little")
 
 
 def default_search_params(spec: IndexSpec, overrides: dict[str, Any]) -> dict:
