@@ -62,7 +62,7 @@ def test_recall_counts_ties_and_misses():
 
 def test_targets_and_section(report, tmp_path):
     targets = bench.check_targets(report)
-    assert {t["target"].split(" ")[0] for t in targets} >= {"single-query", "batch", "build"}
+    assert {t["target"].split(" ")[0] for t in targets} >= {"single-query", "batch", "index"}
     md = tmp_path / "RESULTS.md"
     md.write_text("# Results\n\n## Core: other\n\nkeep me\n")
     section = bench.results_section([report])

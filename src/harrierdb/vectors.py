@@ -42,7 +42,7 @@ class FixedWidthCodec:
             raise DataError(
                 f"field {field!r}: expected vectors of dim {dim}, got {got}; "
                 f"every vector in {field!r} must have exactly {dim} numbers")
-        if not np.isfinite(array).all():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
             row = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
             raise DataError(f"field {field!r}: vector {row} contains NaN or inf; clean the input")
         return self._store(array, field)

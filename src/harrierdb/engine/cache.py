@@ -62,6 +62,9 @@ class CollectionCache:
         self.vectors = {f.name: vectors.codec_for(f.dtype).new_column(f.dim) for f in schema.vector_fields}
         self.pos_of_pk: dict[Any, int] = {}
         self.n_alive = 0
+        # Seqs usually run without gaps (gaps come from rows deleted before this process read
+        # them); then a row's position is its seq minus the first one, with no search.
+        self._gapless = True
         self.version = 0  # bumps on every change; derived data (normalised copies) keys on it
         self._derived: dict[tuple, Growable] = {}
         self._memo: OrderedDict[Hashable, Any] = OrderedDict()
@@ -78,6 +81,8 @@ class CollectionCache:
         if n == 0:
             return
         start = len(self)
+        self._gapless = self._gapless and int(seqs[-1]) - int(seqs[0]) == n - 1 and (
+            start == 0 or int(seqs[0]) == int(self.seqs.view[-1]) + 1)
         self.seqs.extend(seqs)
         self.alive.extend(np.ones(n, dtype=bool))
         self.pks.extend(pks)
@@ -147,9 +152,11 @@ class CollectionCache:
         """Row positions of sequence numbers (any shape); -1 where absent (FAISS's -1 pads too)."""
         all_seqs = self.seqs.view
         n = len(all_seqs)
-        if n and all_seqs[-1] - all_seqs[0] == n - 1:  # no gaps (the common case): arithmetic
+        if n and self._gapless:  # arithmetic
             pos = seqs - all_seqs[0]
-            pos[(pos < 0) | (pos >= n)] = -1
+            absent = pos.view(np.uint64) >= n  # negatives wrap to huge: one comparison
+            if absent.any():
+                pos[absent] = -1
             return pos
         pos = np.searchsorted(all_seqs, seqs)
         pos = np.minimum(pos, max(len(all_seqs) - 1, 0))

@@ -7,9 +7,11 @@ filter with the vectorised expression evaluator and rank with exact or indexed s
 
 from __future__ import annotations
 
+import copy
 import itertools
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,7 @@ class Collection:
         # call, so one call checks for other processes' commits once, not twice.
         self.version_hint: int | None = None
         self.indexes = search_plan.IndexSet(self)
+        self._last_parse: tuple[tuple, ParsedSearch] | None = None
         self._pk_name = self.schema.primary_field.name
 
     @property
@@ -271,27 +274,47 @@ class Collection:
         """Nearest neighbours per query; with ``group_by_field``, the best ``limit`` groups of
         up to ``group_size`` hits each (groups ordered by their best hit). ``offset`` may also
         come in ``search_params``, as pymilvus allows."""
-        field = self._vector_field(anns_field)
-        search_params = flatten_params(search_params)  # once: every parser below reads it
-        if offset is None:
-            offset = search_params.get("offset", 0)
-        _check_limit(limit, offset)
-        queries = self._query_vectors(data, field)
+        parsed = self._parse_search(anns_field, limit, offset, output_fields, search_params, kwargs)
+        request = parsed.request.with_queries(self._query_vectors(data, parsed.request.field))
         cache = self.cache()
         rows = None
         if filter or partition_names:
             rows = self._candidates(cache, filter, filter_params, partition_names)
-        grouping = search_plan.Grouping.make(search_params, kwargs)
-        request = search_plan.SearchRequest.make(field, queries, limit + offset, search_params, kwargs)
+        offset, grouping = parsed.offset, parsed.grouping
         if grouping is None:
-            results = [(d[offset:], p[offset:]) for d, p in self.indexes.search(cache, request, rows)]
+            results = self.indexes.search(cache, request, rows)
+            if offset:
+                results = [(d[offset:], p[offset:]) for d, p in results]
         else:
             values = cache.column(self._field(grouping.field).name)
             results = grouping.search(self.indexes, cache, request, rows, values, limit, offset)
+        return self._hits(cache, results, parsed.fields)
+
+    def _parse_search(self, anns_field: str | None, limit: int, offset: int | None,
+                      output_fields: Sequence[str] | None, search_params: Mapping | None,
+                      kwargs: dict) -> ParsedSearch:
+        """The search's arguments checked and normalised; the last parse is reused when a
+        search repeats them (an application's queries differ in their vectors only)."""
+        args = (self.record, anns_field, limit, offset, output_fields, search_params, kwargs)
+        last = self._last_parse
+        if last is not None and _same_args(last[0], args):
+            return last[1]
+        field = self._vector_field(anns_field)
+        flat = flatten_params(search_params)  # once: every parser below reads it
+        if offset is None:
+            offset = flat.get("offset", 0)
+        _check_limit(limit, offset)
+        grouping = search_plan.Grouping.make(flat, kwargs)
+        request = search_plan.SearchRequest.make(field, None, limit + offset, flat, kwargs)
         fields = self._output_fields(output_fields, default_all=False)
         if grouping is not None and grouping.field not in fields:
             fields.append(grouping.field)  # Milvus returns the group value with each hit
-        return self._hits(cache, results, fields)
+        parsed = ParsedSearch(request, offset, grouping, fields)
+        try:  # a copy, so that a caller mutating its dicts afterwards cannot match a stale parse
+            self._last_parse = ((self.record, *copy.deepcopy(args[1:])), parsed)
+        except (TypeError, copy.Error):
+            self._last_parse = None
+        return parsed
 
     def hybrid_search(self, reqs: Sequence[Any], ranker: Any, limit: int = 10, offset: int = 0,
                       output_fields: Sequence[str] | None = None,
@@ -340,11 +363,13 @@ class Collection:
         pks = cache.pks.view
         for distances, positions in results:
             ids = pks[positions].tolist()  # plain Python ints / strs in one call
-            rows = positions.tolist()
-            entities = ([Entity(self._entity(cache, pos, fields, with_pk=False)) for pos in rows]
-                        if fields else [Entity() for _ in rows])
-            out.append(Hits([Hit(id=pk, distance=dist, entity=entity)
-                             for pk, dist, entity in zip(ids, distances.tolist(), entities)]))
+            if fields:
+                entities = [Entity(self._entity(cache, pos, fields, with_pk=False)) for pos in positions.tolist()]
+                hits = [Hit(id=pk, distance=dist, entity=entity)
+                        for pk, dist, entity in zip(ids, distances.tolist(), entities)]
+            else:
+                hits = [Hit(id=pk, distance=dist, entity=Entity()) for pk, dist in zip(ids, distances.tolist())]
+            out.append(Hits(hits))
         return out
 
     # -- indexes ---------------------------------------------------------------------------
@@ -563,6 +588,24 @@ def _is_single_query(data: Any, field: Any) -> bool:
 
 def _is_vector_like(x: Any) -> bool:
     return isinstance(x, (list, tuple, np.ndarray)) and len(x) > 0 and np.isscalar(x[0])
+
+
+@dataclass(frozen=True)
+class ParsedSearch:
+    """A search's arguments once checked: everything but the query vectors."""
+
+    request: search_plan.SearchRequest  # with queries=None
+    offset: int
+    grouping: search_plan.Grouping | None
+    fields: list[str]
+
+
+def _same_args(remembered: tuple, args: tuple) -> bool:
+    """Whether a search repeats the remembered arguments (same collection record, equal values)."""
+    try:
+        return remembered[0] is args[0] and remembered[1:] == args[1:]
+    except (ValueError, TypeError):  # e.g. NumPy arrays among the parameters: no memo
+        return False
 
 
 def _params_key(params: Mapping | None) -> tuple | None:

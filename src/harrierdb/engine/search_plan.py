@@ -22,7 +22,7 @@ from harrierdb.engine.candidates import Candidates
 from harrierdb.engine.fulltext import BM25Index
 from harrierdb.errors import MetricMismatchError, ParamError
 from harrierdb.index import sparse as sparse_index
-from harrierdb.index.ann import AnnIndex, default_search_params, is_ann_type, seq_bitmap
+from harrierdb.index.ann import AnnIndex, is_ann_type, seq_bitmap
 from harrierdb.index.exact import SMALLER_IS_BETTER, exact_search, normalize_rows, top_k
 from harrierdb.index.sparse import InvertedIndex
 from harrierdb.index.spec import (
@@ -75,12 +75,17 @@ class SearchRequest:
     range_filter: float | None = None
     first_stage: dict | None = None  # binary first stage: {"field": ..., "oversample": ...}
 
+    def with_queries(self, queries: Any) -> SearchRequest:
+        """The same search for other query vectors."""
+        return SearchRequest(self.field, queries, self.k, self.metric, self.params, self.radius,
+                             self.range_filter, self.first_stage)
+
     def float_queries(self) -> np.ndarray:
         """Dense queries as float32, decoded from the field's storage type."""
         return vectors.codec_for(self.field.dtype).as_float32(self.queries)
 
     @classmethod
-    def make(cls, f: FieldSchema, queries: np.ndarray, k: int, search_params: Mapping | None,
+    def make(cls, f: FieldSchema, queries: Any, k: int, search_params: Mapping | None,
              extra: Mapping) -> SearchRequest:
         params = flatten_params(search_params)
         params.update(flatten_params(extra.get("param")))
@@ -317,32 +322,28 @@ class IndexSet:
 
     def _ann(self, cache: CollectionCache, request: SearchRequest, metric: str,
              rows: Candidates | None, ann: AnnIndex, n_candidates: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        alive = cache.alive.view
         selector = None  # FAISS ids (row seqs) the search may return, as a packed bitmap
         if rows is not None:
             selector = rows.derived("selector", lambda: seq_bitmap(cache.seqs.view[rows.mask], cache.last_seq))
         elif ann.ntotal > cache.n_alive:  # the index still holds rows deleted since the build
-            selector = cache.memoised("alive selector",
-                                      lambda: seq_bitmap(cache.seqs.view[alive], cache.last_seq))
-        params = default_search_params(ann.spec, request.params)
-        selectivity = n_candidates / max(ann.ntotal, 1)
-        if selectivity < 1:  # explore more of the graph / more lists as fewer rows pass
-            if "ef" in params:
-                params["ef"] = int(min(params["ef"] / selectivity, MAX_EF))
-            if "nprobe" in params:
-                params["nprobe"] = int(min(params["nprobe"] / selectivity, ann.spec.params["nlist"]))
+            selector = cache.memoised(
+                "alive selector", lambda: seq_bitmap(cache.seqs.view[cache.alive.view], cache.last_seq))
+        knob = ann.search_knob(request.params)
+        if n_candidates < ann.ntotal:  # explore more of the graph / more lists as fewer rows pass
+            limit = MAX_EF if ann.kind == "HNSW" else ann.spec.params["nlist"]
+            knob = int(min(knob * ann.ntotal / max(n_candidates, 1), limit))
         k = request.k
         k_search = k * RERANK_FACTOR if ann.needs_rerank else k
         queries = request.float_queries()
         if metric == "COSINE":
             queries = normalize_rows(queries)
-        distances, seqs = ann.search(queries, k_search, params, selector)
+        distances, seqs = ann.search(queries, k_search, knob, selector)
+        # Without a selector the index holds exactly the live rows (it holds every live row,
+        # and no more rows than there are live ones), so a found seq is a live row.
         positions = cache.positions_of_seqs(seqs)
-        found = positions >= 0
-        if selector is None:  # defensive: the index should hold no deleted row here
-            found &= alive[positions]
-        if not ann.needs_rerank and found.all():  # every query filled: the common case
+        if not ann.needs_rerank and positions.size and positions.min() >= 0:  # every query filled
             return list(zip(distances, positions))
+        found = positions >= 0
         data = cache.float_matrix(request.field.name, metric == "COSINE") if ann.needs_rerank else None
         results = []
         want = min(k, n_candidates)
@@ -422,7 +423,7 @@ class IndexSet:
             if token_index is not None:
                 tokens = query / np.linalg.norm(query, axis=1, keepdims=True) if metric == "MAX_SIM_COSINE" else query
                 k_tokens = max(MAXSIM_TOKEN_CANDIDATES, request.k)
-                _, ids = token_index.search(tokens, k_tokens, {"ef": max(64, k_tokens)}, None)
+                _, ids = token_index.search(tokens, k_tokens, max(64, k_tokens), None)
                 owners = np.unique(np.searchsorted(doc_offsets, ids[ids >= 0], side="right") - 1)
                 scored = owners[allowed[owners]]
             scores = maxsim_scores(column.flat.view, doc_offsets, query, metric, scored)

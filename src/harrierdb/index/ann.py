@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import faiss
 import numpy as np
 from tqdm import tqdm
 
+from harrierdb.errors import ParamError
 from harrierdb.index.spec import IndexSpec
 
 # Training IVF on every row costs time and memory for nothing: k-means converges on a sample.
@@ -58,16 +60,24 @@ class AnnIndex:
         self.covered_seq = 0          # every row with seq <= covered_seq has been added
         self.epoch = -1               # the store epoch the ids refer to
         self.ntotal = 0               # rows in the index (FAISS's own attribute is a slow SWIG read)
+        self.kind = "HNSW" if spec.index_type in ("HNSW", "AUTOINDEX") else spec.index_type
+        self.needs_rerank = self.kind in ("IVF_SQ8", "IVF_PQ")
+        # The one search parameter each kind reads: HNSW's ef, IVF's nprobe.
+        self.knob_name = "ef" if self.kind == "HNSW" else "nprobe"
+        self.default_knob = int(spec.search_defaults[self.knob_name])
         self._params_cache: dict[int, Any] = {}
 
     # -- building --------------------------------------------------------------------------
-    @property
-    def kind(self) -> str:
-        return "HNSW" if self.spec.index_type in ("HNSW", "AUTOINDEX") else self.spec.index_type
-
-    @property
-    def needs_rerank(self) -> bool:
-        return self.kind in ("IVF_SQ8", "IVF_PQ")
+    def search_knob(self, params: Mapping[str, Any]) -> int:
+        """The knob's value from a search's parameters, or the index type's default."""
+        value = params.get(self.knob_name, self.default_knob)
+        try:
+            knob = int(value)
+        except (TypeError, ValueError):
+            knob = 0
+        if knob < 1 or isinstance(value, bool):
+            raise ParamError(f"search parameter {self.knob_name} must be a positive integer, got {value!r}")
+        return knob
 
     def can_train(self, n_rows: int) -> bool:
         if self.kind == "HNSW":
@@ -114,16 +124,16 @@ class AnnIndex:
         self.covered_seq = int(seqs[-1])
 
     # -- searching -------------------------------------------------------------------------
-    def search(self, queries: np.ndarray, k: int, params: dict,
+    def search(self, queries: np.ndarray, k: int, knob: int,
                selector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (distances, seqs) per query; -1 seqs pad rows with fewer hits.
 
-        ``selector``, when given, is a packed bitmap of the seqs the search may return
-        (``seq_bitmap``): FAISS tests it inside the walk, so HNSW and IVF skip the rest.
+        ``knob`` is HNSW's ef or IVF's nprobe (``search_knob``). ``selector``, when given, is
+        a packed bitmap of the seqs the search may return (``seq_bitmap``): FAISS tests it
+        inside the walk, so HNSW and IVF skip the rest.
         """
         sel = None if selector is None else faiss.IDSelectorBitmap(len(selector), faiss.swig_ptr(selector))
-        search_params = self._search_params(max(int(params["ef"]), k) if self.kind == "HNSW"
-                                            else int(params["nprobe"]), sel)
+        search_params = self._search_params(max(knob, k) if self.kind == "HNSW" else knob, sel)
         # OpenMP threads only pay off over many queries; for a few, their wake-up costs more
         # than the search itself (measured: 2 threads gave 190 single-query QPS, 1 gave 2,300).
         threads = faiss.omp_get_max_threads()
@@ -187,9 +197,3 @@ def seq_bitmap(seqs: np.ndarray, max_seq: int) -> np.ndarray:
     bitmap = np.zeros(max_seq + 1, dtype=bool)
     bitmap[seqs] = True
     return np.packbits(bitmap, bitorder="little")
-
-
-def default_search_params(spec: IndexSpec, overrides: dict[str, Any]) -> dict:
-    params = spec.search_defaults
-    params.update({k: v for k, v in overrides.items() if k in params})
-    return params

@@ -72,9 +72,13 @@ class IndexSpec:
         return dict(VECTOR_INDEX_TYPES.get(self.index_type, ({}, {}))[1])
 
 
+_FIELD_KINDS = {DataType.BINARY_VECTOR: "binary", DataType.SPARSE_FLOAT_VECTOR: "sparse",
+                DataType.ARRAY_OF_VECTOR: "multi"}
+
+
 def field_kind(f: FieldSchema) -> str:
-    return {DataType.BINARY_VECTOR: "binary", DataType.SPARSE_FLOAT_VECTOR: "sparse",
-            DataType.ARRAY_OF_VECTOR: "multi"}.get(f.dtype, "dense")
+    """How a vector field is searched: "dense", "binary", "sparse" or "multi" (MaxSim)."""
+    return _FIELD_KINDS.get(f.dtype, "dense")
 
 
 def default_metric(f: FieldSchema) -> str:
