@@ -192,3 +192,12 @@ def test_iterators_return_every_match_exactly_once(indexed):
     dists = [h["distance"] for p in pages for h in p]
     assert dists == sorted(dists, reverse=True)
     assert recall([[{"id": i} for i in ids]], exact_ids("COSINE", BUCKET < 500, queries=QUERIES[:1], k=1000)) >= 0.95
+
+
+@pytest.mark.parametrize("bad", [0, -3, "many", True, None])
+def test_bad_search_knob_is_a_param_error(indexed, bad):
+    from harrierdb.errors import ParamError
+
+    client, _ = indexed
+    with pytest.raises(ParamError, match="ef must be a positive integer"):
+        client.search("hnsw", QUERIES[:1], limit=K, search_params={"params": {"ef": bad}})

@@ -65,6 +65,7 @@ class CollectionCache:
         # Seqs usually run without gaps (gaps come from rows deleted before this process read
         # them); then a row's position is its seq minus the first one, with no search.
         self._gapless = True
+        self._first_seq = 0
         self.version = 0  # bumps on every change; derived data (normalised copies) keys on it
         self._derived: dict[tuple, Growable] = {}
         self._memo: OrderedDict[Hashable, Any] = OrderedDict()
@@ -81,6 +82,8 @@ class CollectionCache:
         if n == 0:
             return
         start = len(self)
+        if start == 0:
+            self._first_seq = int(seqs[0])
         self._gapless = self._gapless and int(seqs[-1]) - int(seqs[0]) == n - 1 and (
             start == 0 or int(seqs[0]) == int(self.seqs.view[-1]) + 1)
         self.seqs.extend(seqs)
@@ -153,7 +156,7 @@ class CollectionCache:
         all_seqs = self.seqs.view
         n = len(all_seqs)
         if n and self._gapless:  # arithmetic
-            pos = seqs - all_seqs[0]
+            pos = seqs - self._first_seq
             absent = pos.view(np.uint64) >= n  # negatives wrap to huge: one comparison
             if absent.any():
                 pos[absent] = -1
@@ -162,6 +165,17 @@ class CollectionCache:
         pos = np.minimum(pos, max(len(all_seqs) - 1, 0))
         found = (all_seqs[pos] == seqs) if len(all_seqs) else np.zeros(len(seqs), bool)
         return np.where(found, pos, -1)
+
+    def positions_if_all_present(self, seqs: np.ndarray) -> np.ndarray | None:
+        """Row positions of ``seqs`` when every one is a row here (a full search result),
+        else None; one subtraction and one reduction when seqs have no gaps (the hot path)."""
+        if not seqs.size:
+            return None
+        if self._gapless:
+            pos = seqs - self._first_seq
+            return pos if int(pos.view(np.uint64).max()) < self.seqs.n else None  # negatives wrap
+        pos = self.positions_of_seqs(seqs)
+        return pos if int(pos.min()) >= 0 else None
 
     # -- reading ---------------------------------------------------------------------------
     def memoised(self, key: Hashable, compute: Callable[[], Any]) -> Any:

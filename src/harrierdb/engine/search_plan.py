@@ -82,6 +82,8 @@ class SearchRequest:
 
     def float_queries(self) -> np.ndarray:
         """Dense queries as float32, decoded from the field's storage type."""
+        if self.field.dtype is DataType.FLOAT_VECTOR:
+            return self.queries  # stored as float32 already
         return vectors.codec_for(self.field.dtype).as_float32(self.queries)
 
     @classmethod
@@ -340,9 +342,11 @@ class IndexSet:
         distances, seqs = ann.search(queries, k_search, knob, selector)
         # Without a selector the index holds exactly the live rows (it holds every live row,
         # and no more rows than there are live ones), so a found seq is a live row.
-        positions = cache.positions_of_seqs(seqs)
-        if not ann.needs_rerank and positions.size and positions.min() >= 0:  # every query filled
+        positions = cache.positions_if_all_present(seqs)
+        if positions is not None and not ann.needs_rerank:  # every query filled: the hot path
             return list(zip(distances, positions))
+        if positions is None:
+            positions = cache.positions_of_seqs(seqs)
         found = positions >= 0
         data = cache.float_matrix(request.field.name, metric == "COSINE") if ann.needs_rerank else None
         results = []

@@ -79,3 +79,34 @@ def test_query_cannot_corrupt_a_memoised_mask(coll):
     assert len(client.query("c", filter="tag == 2", ids=[2, 6], output_fields=["id"])) == 2
     hits = client.search("c", [vecs[0]], limit=100, filter="tag == 2")[0]
     assert len(hits) == 50
+
+
+def test_mutating_search_params_between_calls_takes_effect(coll):
+    client, vecs = coll
+    params = {"params": {}, "offset": 0}
+    first = ids_of(client.search("c", [vecs[0]], limit=5, search_params=params))[0]
+    params["offset"] = 2  # the same dict, changed in place: must not match the remembered parse
+    shifted = ids_of(client.search("c", [vecs[0]], limit=3, search_params=params))[0]
+    assert shifted == first[2:5]
+    params["params"]["radius"] = 1e-9  # an L2 range that nothing but an exact duplicate meets
+    assert ids_of(client.search("c", [vecs[0] + 1], limit=5, search_params=params)) == [[]]
+
+
+def test_positions_with_gapped_sequence_numbers():
+    from harrierdb.engine.cache import CollectionCache
+
+    schema = MilvusClient.create_schema()
+    schema.add_field("id", "INT64", is_primary=True)
+    schema.add_field("vec", "FLOAT_VECTOR", dim=2)
+    for batches in ([[1, 2, 3, 4, 5]], [[1, 2, 3], [5, 6]], [[2, 4, 6]]):
+        cache = CollectionCache(schema, epoch=0)
+        for seqs in batches:
+            cache.append(np.array(seqs), seqs, "_default", {}, {"vec": np.zeros((len(seqs), 2), np.float32)})
+        all_seqs = [s for b in batches for s in b]
+        ask = np.array([[all_seqs[-1], all_seqs[0]], [-1, all_seqs[1]]])
+        expected = [[len(all_seqs) - 1, 0], [-1, 1]]
+        assert cache.positions_of_seqs(ask).tolist() == expected
+        assert cache.positions_if_all_present(ask) is None  # -1 is FAISS's padding: absent
+        assert cache.positions_if_all_present(ask[:1]).tolist() == expected[:1]
+        assert cache.positions_if_all_present(np.array([all_seqs[-1] + 1])) is None
+        assert cache.positions_of_seqs(np.array([all_seqs[-1] + 1, 0])).tolist() == [-1, -1]
