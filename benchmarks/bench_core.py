@@ -553,7 +553,7 @@ def render(args, res, p50, h_re, m_re, sizes, mem, chroma_note, raw_bytes) -> st
         SECTION, "",
         f"- date: {date}",
         f"- machine: {machine()}; {load}",
-        f"- command: `{{command}}`",
+        "- command: `{command}`",
         f"- software: {versions()}",
         f"- data: {n:,} x {args.dim} float32, clustered (256 centres), unit length, seed {args.seed}; "
         f"rows are `{{id, tag, vector}}`; HarrierDB collection without an index (exact search), "

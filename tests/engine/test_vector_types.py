@@ -331,3 +331,19 @@ def test_sparse_batch_from_scipy_with_int32_indices(client, rng):
 def test_run_analyzer_shows_what_bm25_indexes(client):
     assert client.run_analyzer("The Running dogs", {"type": "english"}) == ["run", "dog"]
     assert client.run_analyzer(["Hello World", "x"]) == [["hello", "world"], ["x"]]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_dense_vectors_are_refused_and_huge_finite_ones_kept(client, bad):
+    schema = client.create_schema()
+    schema.add_field("id", "INT64", is_primary=True)
+    schema.add_field("v", "FLOAT_VECTOR", dim=4)
+    client.create_collection("dense", schema=schema)
+    huge = [3e38, 3e38, 3e38, 1.0]  # finite, but their sum overflows float32
+    client.insert("dense", [{"id": 1, "v": huge}])
+    with pytest.raises(DataError, match="vector 1 contains NaN or inf"):
+        client.insert("dense", [{"id": 2, "v": [0.0, 1.0, 0.0, 0.0]}, {"id": 3, "v": [0.0, bad, 0.0, 0.0]}])
+    assert client.query("dense", filter="", output_fields=["id"], limit=10) == [{"id": 1}]
+    with pytest.raises(ParamError, match="NaN or inf"):
+        client.search("dense", [[1.0, 0.0, bad, 0.0]], limit=1)
+    assert client.search("dense", np.array([huge], dtype=np.float32), limit=1)[0][0]["id"] == 1
