@@ -8,6 +8,7 @@ position it covers, so it can be brought up to date with what other processes co
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
@@ -70,6 +71,7 @@ class CollectionCache:
         self._derived: dict[tuple, Growable] = {}
         self._memo: OrderedDict[Hashable, Any] = OrderedDict()
         self._memo_version = 0
+        self._memo_lock = threading.RLock()  # searches may run in several threads
 
     def __len__(self) -> int:
         return self.seqs.n
@@ -181,16 +183,17 @@ class CollectionCache:
     def memoised(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """``compute()``, remembered until the rows change; the ``MEMO_ENTRIES`` most
         recently used keys are kept (filters repeat: a search reuses their evaluation)."""
-        if self._memo_version != self.version:
-            self._memo.clear()
-            self._memo_version = self.version
-        if key in self._memo:
-            self._memo.move_to_end(key)
-            return self._memo[key]
-        value = self._memo[key] = compute()
-        if len(self._memo) > MEMO_ENTRIES:
-            self._memo.popitem(last=False)
-        return value
+        with self._memo_lock:
+            if self._memo_version != self.version:
+                self._memo.clear()
+                self._memo_version = self.version
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+            value = self._memo[key] = compute()
+            if len(self._memo) > MEMO_ENTRIES:
+                self._memo.popitem(last=False)
+            return value
 
     def partition_mask(self, names: Sequence[str]) -> np.ndarray:
         codes = [self.partition_names.index(p) for p in names if p in self.partition_names]
