@@ -230,3 +230,34 @@ def test_locality_reorder_keeps_every_result_and_shortens_links():
     assert median_link_span() < 0.8 * span  # neighbours closer in memory
     # the id map was permuted with the vectors: every seq still reconstructs its own vector
     np.testing.assert_array_equal(index.reconstruct(int(seqs[123])), data[123])
+
+
+def test_threads_search_while_rows_arrive(tmp_path):
+    import threading
+
+    client = MilvusClient(str(tmp_path / "t.db"))
+    build(client, "h", "HNSW", "COSINE")
+    problems = []
+    done = threading.Event()
+
+    def search_until_done():
+        try:
+            while not done.is_set():
+                for hits in client.search("h", QUERIES[:4], limit=K):
+                    ids = [hit["id"] for hit in hits]
+                    assert len(ids) == len(set(ids)) == K, ids  # no row twice, none missing
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            problems.append(exc)
+
+    searchers = [threading.Thread(target=search_until_done) for _ in range(3)]
+    for thread in searchers:
+        thread.start()
+    for i in range(20):  # each insert makes the next searches catch the index up
+        client.insert("h", [{"id": N + i, "bucket": 0, "vec": QUERIES[i]}])
+    done.set()
+    for thread in searchers:
+        thread.join()
+    assert not problems
+    nearest = client.search("h", QUERIES[:20], limit=1)
+    assert [hits[0]["id"] for hits in nearest] == [N + i for i in range(20)]
+    client.close()

@@ -117,20 +117,21 @@ class Collection:
         batch = validate_rows(self.schema, data, assign_ids=itertools.count() if pk.auto_id else None)
         new_models = self._check_models(data)
         self._compute_fields(batch)
-        with self.store.write() as c:
-            self._catch_up_if_loaded(c)
-            if pk.auto_id:
-                batch.pks = list(self.store.take_auto_ids(c, self.record, len(batch)))
-            try:
-                seqs = self._append(c, batch, partition)
-            except sqlite3.IntegrityError:  # the pk column is UNIQUE: some keys already exist
-                existing = self.store.existing_pks(c, self.record, batch.pks)
-                dup = next(iter(existing), None)
-                raise PrimaryKeyError(
-                    f"primary key {dup!r} already exists in collection {self.name!r} "
-                    f"({len(existing)} of {len(batch)} keys do); use upsert to replace rows") from None
-            self._record_models(c, new_models)
-        self._after_write(batch, partition, seqs, deleted=[])
+        with self.store.lock:  # commit and cache update as one step for other threads
+            with self.store.write() as c:
+                self._catch_up_if_loaded(c)
+                if pk.auto_id:
+                    batch.pks = list(self.store.take_auto_ids(c, self.record, len(batch)))
+                try:
+                    seqs = self._append(c, batch, partition)
+                except sqlite3.IntegrityError:  # the pk column is UNIQUE: some keys already exist
+                    existing = self.store.existing_pks(c, self.record, batch.pks)
+                    dup = next(iter(existing), None)
+                    raise PrimaryKeyError(
+                        f"primary key {dup!r} already exists in collection {self.name!r} "
+                        f"({len(existing)} of {len(batch)} keys do); use upsert to replace rows") from None
+                self._record_models(c, new_models)
+            self._after_write(batch, partition, seqs, deleted=[])
         return {"insert_count": len(batch), "ids": list(batch.pks)}
 
     def upsert(self, data: Any, partition_name: str | None = None) -> dict:
@@ -138,14 +139,15 @@ class Collection:
         batch = validate_rows(self.schema, data)
         new_models = self._check_models(data)
         self._compute_fields(batch)
-        with self.store.write() as c:
-            self._catch_up_if_loaded(c)
-            existing = list(self.store.existing_pks(c, self.record, batch.pks).values())
-            self.store.delete_seqs(c, self.record, existing)
-            seqs = self._append(c, batch, partition)
-            last_delete = self.store.last_delete_id(c, self.record)
-            self._record_models(c, new_models)
-        self._after_write(batch, partition, seqs, deleted=existing, last_delete=last_delete)
+        with self.store.lock:  # commit and cache update as one step for other threads
+            with self.store.write() as c:
+                self._catch_up_if_loaded(c)
+                existing = list(self.store.existing_pks(c, self.record, batch.pks).values())
+                self.store.delete_seqs(c, self.record, existing)
+                seqs = self._append(c, batch, partition)
+                last_delete = self.store.last_delete_id(c, self.record)
+                self._record_models(c, new_models)
+            self._after_write(batch, partition, seqs, deleted=existing, last_delete=last_delete)
         return {"upsert_count": len(batch), "ids": list(batch.pks)}
 
     def _compute_fields(self, batch: RowBatch) -> None:
@@ -177,24 +179,25 @@ class Collection:
                filter_params: Mapping | None = None) -> dict:
         if ids is None and not filter:
             raise ParamError("delete needs ids= or a filter=; to remove everything use drop_collection")
-        with self.store.write() as c:
-            self._catch_up(c)
-            cache = self._cache
-            mask = cache.alive.view.copy()
-            if ids is not None:
-                positions = [cache.pos_of_pk[p] for p in self._coerce_ids(ids) if p in cache.pos_of_pk]
-                chosen = np.zeros(len(cache), bool)
-                chosen[positions] = True
-                mask &= chosen
-            if filter:
-                mask &= self._filter_mask(cache, filter, filter_params)
-            if partition_name:
-                mask &= cache.partition_mask([self._partition(partition_name)])
-            seqs = cache.seqs.view[mask].tolist()
-            self.store.delete_seqs(c, self.record, seqs)
-            last_delete = self.store.last_delete_id(c, self.record)
-        cache.delete_seqs(seqs)
-        cache.last_delete = last_delete
+        with self.store.lock:  # commit and cache update as one step for other threads
+            with self.store.write() as c:
+                self._catch_up(c)
+                cache = self._cache
+                mask = cache.alive.view.copy()
+                if ids is not None:
+                    positions = [cache.pos_of_pk[p] for p in self._coerce_ids(ids) if p in cache.pos_of_pk]
+                    chosen = np.zeros(len(cache), bool)
+                    chosen[positions] = True
+                    mask &= chosen
+                if filter:
+                    mask &= self._filter_mask(cache, filter, filter_params)
+                if partition_name:
+                    mask &= cache.partition_mask([self._partition(partition_name)])
+                seqs = cache.seqs.view[mask].tolist()
+                self.store.delete_seqs(c, self.record, seqs)
+                last_delete = self.store.last_delete_id(c, self.record)
+            cache.delete_seqs(seqs)
+            cache.last_delete = last_delete
         return {"delete_count": len(seqs)}
 
     def _append(self, c: Any, batch: RowBatch, partition: str) -> list[int]:

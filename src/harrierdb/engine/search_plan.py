@@ -20,6 +20,7 @@ import numpy as np
 from harrierdb import vectors
 from harrierdb.engine.candidates import Candidates
 from harrierdb.engine.fulltext import BM25Index
+from harrierdb.engine.locks import ReadWriteLock
 from harrierdb.errors import MetricMismatchError, ParamError
 from harrierdb.index import sparse as sparse_index
 from harrierdb.index.ann import AnnIndex, is_ann_type, seq_bitmap
@@ -197,6 +198,7 @@ class IndexSet:
         self._unsaved: set[str] = set()
         self._synced_version: dict[str, int] = {}  # cache.version each index last caught up with
         self._posting_lists: dict[str, tuple[int, Any]] = {}  # sparse fields: (cache.version, index)
+        self._lock = ReadWriteLock()  # searches share the ANN indexes; catching them up is exclusive
         self.reload_specs()
 
     def reload_specs(self) -> None:
@@ -258,6 +260,16 @@ class IndexSet:
         ann = self.ann.get(name)
         if ann is not None and self._synced_version.get(name) == cache.version:
             return ann  # nothing changed since the last search: the hot path
+        # No search walks the index while it changes, and no write appends to the cache
+        # while the new rows are read from it.
+        with self._lock.write, self.collection.store.lock:
+            return self._catch_up(cache, name, spec)
+
+    def _catch_up(self, cache: CollectionCache, name: str, spec: IndexSpec) -> AnnIndex | None:
+        """Load, build or extend the field's index to hold every live row (under the write lock)."""
+        ann = self.ann.get(name)
+        if ann is not None and self._synced_version.get(name) == cache.version:
+            return ann  # another thread caught it up while this one waited
         f = self.collection.schema.field(name)
         if ann is None:
             ann = AnnIndex.load(self._path(name), spec, f.dim, cache.epoch)
@@ -339,7 +351,8 @@ class IndexSet:
         queries = request.float_queries()
         if metric == "COSINE":
             queries = normalize_rows(queries)
-        distances, seqs = ann.search(queries, k_search, knob, selector)
+        with self._lock.read:
+            distances, seqs = ann.search(queries, k_search, knob, selector)
         # Without a selector the index holds exactly the live rows (it holds every live row,
         # and no more rows than there are live ones), so a found seq is a live row.
         positions = cache.positions_if_all_present(seqs)
