@@ -59,7 +59,7 @@ REOPEN = textwrap.dedent('''
     vecs = {w: rng.standard_normal(50).astype(np.float32) for w in words}
     res = client.search("milvus_demo", [vecs["cold"]], anns_field="embeddings", limit=4,
                         output_fields=["words"], search_params={"metric_type": "L2"})
-    print(json.dumps([[h["id"], h["entity"]["words"], h["distance"]] for h in res[0]]))
+    print(json.dumps([[h["pk"], h["entity"]["words"], h["distance"]] for h in res[0]]))
 ''')
 
 

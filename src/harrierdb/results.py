@@ -16,20 +16,33 @@ class Entity(dict):
 
 
 class Hit(dict):
-    """One search hit: ``{"id", "distance", "entity"}``, also as ``hit.id`` / ``hit.distance``.
+    """One search hit as pymilvus 3 gives it: ``{<primary field>: pk, "distance": d, "entity":
+    {...}}``; ``hit.id`` / ``hit.distance`` read it, and ``hit["words"]`` falls back to the entity.
 
-    Made with ``Hit(id=..., distance=..., entity=Entity(...))``: dict's own constructor, as a
-    search builds one per hit (a Python ``__init__`` would double the cost of a result)."""
+    Made with ``Hit.of(pk_name, pk, distance, entity)``: dict's own constructor plus one slot,
+    as a search builds one per hit (a Python ``__init__`` would double the cost of a result)."""
 
-    __slots__ = ()
+    __slots__ = ("_pk_name",)
+
+    @classmethod
+    def of(cls, pk_name: str, pk: Any, distance: float, entity: Entity) -> Hit:
+        hit = cls({pk_name: pk, "distance": distance, "entity": entity})
+        hit._pk_name = pk_name
+        return hit
+
+    def __missing__(self, key: str) -> Any:
+        entity = dict.get(self, "entity")  # pymilvus: output fields read from the hit itself
+        if entity is None or key not in entity:
+            raise KeyError(key)
+        return entity[key]
 
     @property
     def id(self) -> Any:
-        return self["id"]
+        return self[self._pk_name]
 
     @property
     def pk(self) -> Any:
-        return self["id"]
+        return self[self._pk_name]
 
     @property
     def distance(self) -> float:
@@ -49,11 +62,11 @@ class Hit(dict):
 
     def get(self, key: str, default: Any = None) -> Any:
         if key in self:
-            return self[key]
+            return dict.__getitem__(self, key)
         return self["entity"].get(key, default)
 
     def __getattr__(self, name: str) -> Any:
-        entity = self["entity"]
+        entity = dict.get(self, "entity") or {}
         if name in entity:
             return entity[name]
         raise AttributeError(name)

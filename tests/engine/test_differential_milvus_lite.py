@@ -1030,3 +1030,25 @@ def test_upsert_drops_absent_dynamic_keys(world: World) -> None:
     h.upsert("tiny", [{"id": 3, "age": 9, "meta": {"a": 9}, "tags": ["y"], "vec": [2.0] * DIM}])
     assert "dyn" not in h.get("tiny", ids=[3])[0]
     assert _ids(h.query("tiny", filter="dyn == 1", output_fields=["id"], limit=10)) == set()
+
+
+def test_hits_have_pymilvus_shape_for_any_primary_field_name(tmp_path):
+    """pymilvus 3 keys a hit by the primary field's name and reads output fields through it."""
+    rows = [{"doc": i, "word": f"w{i}", "v": [float(i), 1.0, 0.0, 0.5]} for i in range(6)]
+    shapes = []
+    for client, dtype in ((HarrierClient(str(tmp_path / "h.db")), HDataType),
+                          (pymilvus.MilvusClient(str(tmp_path / "lite.db")), pymilvus.DataType)):
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("doc", dtype.INT64, is_primary=True)
+        schema.add_field("word", dtype.VARCHAR, max_length=16)
+        schema.add_field("v", dtype.FLOAT_VECTOR, dim=4)
+        index = client.prepare_index_params()
+        index.add_index("v", index_type="FLAT", metric_type="L2")
+        client.create_collection("shape", schema=schema, index_params=index)
+        client.insert("shape", rows)
+        if hasattr(client, "load_collection"):
+            client.load_collection("shape")
+        hit = client.search("shape", [[2.1, 1.0, 0.0, 0.5]], limit=2, output_fields=["word"])[0][0]
+        shapes.append((sorted(hit), hit["doc"], hit.id, hit["word"], hit.get("word"), hit["entity"]))
+        client.close()
+    assert shapes[0] == shapes[1] == (["distance", "doc", "entity"], 2, 2, "w2", "w2", {"word": "w2"})

@@ -364,15 +364,15 @@ class Collection:
               fields: list[str]) -> SearchResult:
         out = SearchResult()
         pks = cache.pks.view
+        pk_name = self._pk_name
         for distances, positions in results:
             ids = pks[positions].tolist()  # plain Python ints / strs in one call
             if fields:
                 entities = [Entity(self._entity(cache, pos, fields, with_pk=False)) for pos in positions.tolist()]
-                hits = [Hit(id=pk, distance=dist, entity=entity)
-                        for pk, dist, entity in zip(ids, distances.tolist(), entities)]
             else:
-                hits = [Hit(id=pk, distance=dist, entity=Entity()) for pk, dist in zip(ids, distances.tolist())]
-            out.append(Hits(hits))
+                entities = [Entity() for _ in ids]
+            out.append(Hits([Hit.of(pk_name, pk, dist, entity)
+                             for pk, dist, entity in zip(ids, distances.tolist(), entities)]))
         return out
 
     # -- indexes ---------------------------------------------------------------------------
