@@ -344,8 +344,8 @@ class IndexSet:
                 "alive selector", lambda: seq_bitmap(cache.seqs.view[cache.alive.view], cache.last_seq))
         knob = ann.search_knob(request.params)
         if n_candidates < ann.ntotal:  # explore more of the graph / more lists as fewer rows pass
-            limit = MAX_EF if ann.kind == "HNSW" else ann.spec.params["nlist"]
-            knob = int(min(knob * ann.ntotal / max(n_candidates, 1), limit))
+            cap = MAX_EF if ann.kind == "HNSW" else ann.spec.params["nlist"]
+            knob = int(min(knob * ann.ntotal / max(n_candidates, 1), cap))
         k = request.k
         k_search = k * RERANK_FACTOR if ann.needs_rerank else k
         queries = request.float_queries()
