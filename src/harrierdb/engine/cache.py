@@ -64,7 +64,8 @@ class CollectionCache:
         self.pos_of_pk: dict[Any, int] = {}
         self.n_alive = 0
         # Seqs usually run without gaps (gaps come from rows deleted before this process read
-        # them); then a row's position is its seq minus the first one, with no search.
+        # them); then a row's position is its seq minus the first one, with no search. Both are
+        # set on append, so a search does not re-read the seq column to know.
         self._gapless = True
         self._first_seq = 0
         self.version = 0  # bumps on every change; derived data (normalised copies) keys on it
@@ -86,9 +87,8 @@ class CollectionCache:
         start = len(self)
         if start == 0:
             self._first_seq = int(seqs[0])
-        self._gapless = self._gapless and int(seqs[-1]) - int(seqs[0]) == n - 1 and (
-            start == 0 or int(seqs[0]) == int(self.seqs.view[-1]) + 1)
         self.seqs.extend(seqs)
+        self._gapless = int(seqs[-1]) - self._first_seq == len(self) - 1  # seqs only grow
         self.alive.extend(np.ones(n, dtype=bool))
         self.pks.extend(pks)
         if isinstance(partition, str):

@@ -83,8 +83,6 @@ class SearchRequest:
 
     def float_queries(self) -> np.ndarray:
         """Dense queries as float32, decoded from the field's storage type."""
-        if self.field.dtype is DataType.FLOAT_VECTOR:
-            return self.queries  # stored as float32 already
         return vectors.codec_for(self.field.dtype).as_float32(self.queries)
 
     @classmethod
