@@ -19,16 +19,10 @@ class Hit(dict):
     """One search hit as pymilvus 3 gives it: ``{<primary field>: pk, "distance": d, "entity":
     {...}}``; ``hit.id`` / ``hit.distance`` read it, and ``hit["words"]`` falls back to the entity.
 
-    Made with ``Hit.of(pk_name, pk, distance, entity)``: dict's own constructor plus one slot,
-    as a search builds one per hit (a Python ``__init__`` would double the cost of a result)."""
+    Made by dict's own constructor, the primary key first (``id`` reads the first key), as a
+    search builds one per hit and a Python ``__init__`` would double the cost of a result."""
 
-    __slots__ = ("_pk_name",)
-
-    @classmethod
-    def of(cls, pk_name: str, pk: Any, distance: float, entity: Entity) -> Hit:
-        hit = cls({pk_name: pk, "distance": distance, "entity": entity})
-        hit._pk_name = pk_name
-        return hit
+    __slots__ = ()
 
     def __missing__(self, key: str) -> Any:
         entity = dict.get(self, "entity")  # pymilvus: output fields read from the hit itself
@@ -38,11 +32,9 @@ class Hit(dict):
 
     @property
     def id(self) -> Any:
-        return self[self._pk_name]
+        return dict.__getitem__(self, next(iter(self)))
 
-    @property
-    def pk(self) -> Any:
-        return self[self._pk_name]
+    pk = id
 
     @property
     def distance(self) -> float:

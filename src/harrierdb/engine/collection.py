@@ -369,10 +369,11 @@ class Collection:
             ids = pks[positions].tolist()  # plain Python ints / strs in one call
             if fields:
                 entities = [Entity(self._entity(cache, pos, fields, with_pk=False)) for pos in positions.tolist()]
+                out.append(Hits([Hit({pk_name: pk, "distance": dist, "entity": entity})
+                                 for pk, dist, entity in zip(ids, distances.tolist(), entities)]))
             else:
-                entities = [Entity() for _ in ids]
-            out.append(Hits([Hit.of(pk_name, pk, dist, entity)
-                             for pk, dist, entity in zip(ids, distances.tolist(), entities)]))
+                out.append(Hits([Hit({pk_name: pk, "distance": dist, "entity": Entity()})
+                                 for pk, dist in zip(ids, distances.tolist())]))
         return out
 
     # -- indexes ---------------------------------------------------------------------------
