@@ -106,7 +106,4 @@ def test_positions_with_gapped_sequence_numbers():
         ask = np.array([[all_seqs[-1], all_seqs[0]], [-1, all_seqs[1]]])
         expected = [[len(all_seqs) - 1, 0], [-1, 1]]
         assert cache.positions_of_seqs(ask).tolist() == expected
-        assert cache.positions_if_all_present(ask) is None  # -1 is FAISS's padding: absent
-        assert cache.positions_if_all_present(ask[:1]).tolist() == expected[:1]
-        assert cache.positions_if_all_present(np.array([all_seqs[-1] + 1])) is None
         assert cache.positions_of_seqs(np.array([all_seqs[-1] + 1, 0])).tolist() == [-1, -1]

@@ -136,6 +136,16 @@ def test_missing_or_corrupt_index_file_is_rebuilt(tmp_path):
     again = MilvusClient(str(path))
     assert [[h["id"] for h in r] for r in again.search("h", QUERIES[:10], limit=K)] == want
     again.close()
+    # the label -> seq map beside the index: truncated, then gone
+    (seqs_file,) = (path / "indexes").rglob("*.seqs.npy")
+    seqs_file.write_bytes(seqs_file.read_bytes()[:200])
+    truncated = MilvusClient(str(path))
+    assert [[h["id"] for h in r] for r in truncated.search("h", QUERIES[:10], limit=K)] == want
+    truncated.close()
+    seqs_file.unlink()
+    without_map = MilvusClient(str(path))
+    assert [[h["id"] for h in r] for r in without_map.search("h", QUERIES[:10], limit=K)] == want
+    without_map.close()
     shutil.rmtree(path / "indexes")
     third = MilvusClient(str(path))
     assert [[h["id"] for h in r] for r in third.search("h", QUERIES[:10], limit=K)] == want
@@ -210,26 +220,27 @@ def test_locality_reorder_keeps_every_result_and_shortens_links():
 
     data = clustered(4000, DIM, 7)
     seqs = np.arange(4000, dtype=np.int64) * 3 + 11  # ids unlike positions, as seqs after deletes
-    inner = faiss.IndexHNSWFlat(DIM, 16)
-    index = faiss.IndexIDMap2(inner)
-    index.add_with_ids(data, seqs)
+    index = faiss.IndexHNSWFlat(DIM, 16)
+    index.add(data)
 
     def median_link_span():
-        graph = inner.hnsw
+        graph = index.hnsw
         starts = faiss.vector_to_array(graph.offsets)[:-1].astype(np.int64)
         links = faiss.vector_to_array(graph.neighbors)[starts[:, None] + np.arange(graph.nb_neighbors(0))]
         valid = links >= 0
         return np.median(np.abs(links - np.arange(len(starts))[:, None])[valid])
 
-    before_d, before_i = index.search(QUERIES, K)
+    before_d, before_labels = index.search(QUERIES, K)
     span = median_link_span()
-    reorder_for_locality(index, inner)
-    after_d, after_i = index.search(QUERIES, K)
-    np.testing.assert_array_equal(after_i, before_i)
+    order = reorder_for_locality(index)
+    after_d, after_labels = index.search(QUERIES, K)
+    reordered_seqs = seqs[order]  # how AnnIndex permutes its label -> seq map
+    np.testing.assert_array_equal(reordered_seqs[after_labels], seqs[before_labels])
     np.testing.assert_allclose(after_d, before_d, rtol=1e-6)
     assert median_link_span() < 0.8 * span  # neighbours closer in memory
-    # the id map was permuted with the vectors: every seq still reconstructs its own vector
-    np.testing.assert_array_equal(index.reconstruct(int(seqs[123])), data[123])
+    # the vectors moved with their labels: the row of every seq still holds its own vector
+    label = int(np.flatnonzero(reordered_seqs == seqs[123])[0])
+    np.testing.assert_array_equal(index.reconstruct(label), data[123])
 
 
 def test_threads_search_while_rows_arrive(tmp_path):

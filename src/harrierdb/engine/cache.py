@@ -168,17 +168,6 @@ class CollectionCache:
         found = (all_seqs[pos] == seqs) if len(all_seqs) else np.zeros(len(seqs), bool)
         return np.where(found, pos, -1)
 
-    def positions_if_all_present(self, seqs: np.ndarray) -> np.ndarray | None:
-        """Row positions of ``seqs`` when every one is a row here (a full search result),
-        else None; one subtraction and one reduction when seqs have no gaps (the hot path)."""
-        if not seqs.size:
-            return None
-        if self._gapless:
-            pos = seqs - self._first_seq
-            return pos if int(pos.view(np.uint64).max()) < self.seqs.n else None  # negatives wrap
-        pos = self.positions_of_seqs(seqs)
-        return pos if int(pos.min()) >= 0 else None
-
     # -- reading ---------------------------------------------------------------------------
     def memoised(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """``compute()``, remembered until the rows change; the ``MEMO_ENTRIES`` most

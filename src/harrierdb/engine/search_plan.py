@@ -23,7 +23,7 @@ from harrierdb.engine.fulltext import BM25Index
 from harrierdb.engine.locks import ReadWriteLock
 from harrierdb.errors import MetricMismatchError, ParamError
 from harrierdb.index import sparse as sparse_index
-from harrierdb.index.ann import AnnIndex, is_ann_type, seq_bitmap
+from harrierdb.index.ann import AnnIndex, is_ann_type
 from harrierdb.index.exact import SMALLER_IS_BETTER, exact_search, normalize_rows, top_k
 from harrierdb.index.sparse import InvertedIndex
 from harrierdb.index.spec import (
@@ -208,7 +208,8 @@ class IndexSet:
         for name in list(self.ann):
             if self.specs.get(name) != self.ann[name].spec:
                 del self.ann[name]
-                self._path(name).unlink(missing_ok=True)
+                for suffix in (".faiss", ".seqs.npy", ".json"):
+                    self._path(name).with_suffix(suffix).unlink(missing_ok=True)
 
     def _path(self, field_name: str) -> Path:
         return self.collection.store.root / "indexes" / str(self.collection.record.id) / f"{field_name}.faiss"
@@ -287,6 +288,7 @@ class IndexSet:
                 ann.add(_index_vectors(cache, name, spec, new), seqs[new])
                 self._unsaved.add(name)
             ann.covered_seq = max(ann.covered_seq, int(seqs[-1]))
+        _locate_labels(ann, cache)
         if name in self._unsaved and ann.ntotal >= SAVE_MIN_ROWS:
             self.save()
         self._synced_version[name] = cache.version
@@ -334,12 +336,11 @@ class IndexSet:
 
     def _ann(self, cache: CollectionCache, request: SearchRequest, metric: str,
              rows: Candidates | None, ann: AnnIndex, n_candidates: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        selector = None  # FAISS ids (row seqs) the search may return, as a packed bitmap
+        selector = None  # the FAISS labels the search may return, as a packed bitmap
         if rows is not None:
-            selector = rows.derived("selector", lambda: seq_bitmap(cache.seqs.view[rows.mask], cache.last_seq))
+            selector = rows.derived(("selector", ann), lambda: ann.label_bitmap(rows.mask))
         elif ann.ntotal > cache.n_alive:  # the index still holds rows deleted since the build
-            selector = cache.memoised(
-                "alive selector", lambda: seq_bitmap(cache.seqs.view[cache.alive.view], cache.last_seq))
+            selector = cache.memoised(("alive selector", ann), lambda: ann.label_bitmap(cache.alive.view))
         knob = ann.search_knob(request.params)
         if n_candidates < ann.ntotal:  # explore more of the graph / more lists as fewer rows pass
             cap = MAX_EF if ann.kind == "HNSW" else ann.spec.params["nlist"]
@@ -350,15 +351,13 @@ class IndexSet:
         if metric == "COSINE":
             queries = normalize_rows(queries)
         with self._lock.read:
-            distances, seqs = ann.search(queries, k_search, knob, selector)
+            distances, labels = ann.search(queries, k_search, knob, selector)
         # Without a selector the index holds exactly the live rows (it holds every live row,
-        # and no more rows than there are live ones), so a found seq is a live row.
-        positions = cache.positions_if_all_present(seqs)
-        if positions is not None and not ann.needs_rerank:  # every query filled: the hot path
-            return list(zip(distances, positions))
-        if positions is None:
-            positions = cache.positions_of_seqs(seqs)
+        # and no more rows than there are live ones), so a found label is a live row.
+        positions = ann.row_positions[labels]
         found = positions >= 0
+        if not ann.needs_rerank and found.all():  # every query filled: the hot path
+            return list(zip(distances, positions))
         data = cache.float_matrix(request.field.name, metric == "COSINE") if ann.needs_rerank else None
         results = []
         want = min(k, n_candidates)
@@ -567,6 +566,16 @@ def maxsim_scores(flat: np.ndarray, offsets: np.ndarray, query: np.ndarray, metr
 
 def _one(request: SearchRequest, qi: int) -> SearchRequest:
     return replace(request, queries=request.queries[qi:qi + 1])
+
+
+def _locate_labels(ann: AnnIndex, cache: CollectionCache) -> None:
+    """Bring ``ann.row_positions`` up to date: the cache position of each label's row (-1
+    for a row this cache does not hold), extended for labels added since the last call."""
+    located = len(ann.row_positions) - 1 if ann.located_in is cache else 0
+    if located < ann.ntotal:
+        fresh = cache.positions_of_seqs(ann.seqs[located:])
+        ann.row_positions = np.concatenate([ann.row_positions[:located], fresh, [-1]])
+    ann.located_in = cache
 
 
 def _dead_fraction(cache: CollectionCache, ann: AnnIndex) -> float:

@@ -1,10 +1,13 @@
-"""Approximate nearest-neighbour indexes on FAISS, keyed by row sequence numbers.
+"""Approximate nearest-neighbour indexes on FAISS, mapped to row sequence numbers.
 
 One class covers Milvus's float index types (IVF_FLAT, IVF_SQ8, IVF_PQ, HNSW, AUTOINDEX): they
-differ only in the FAISS index they build and the search parameter they read. Rows are added
-with their sequence numbers as FAISS ids, so a saved index stays valid across processes and
-reloads; deleted rows are never removed from FAISS (HNSW cannot) but masked by a selector
-until the owner decides a rebuild is due. COSINE is inner product on unit vectors.
+differ only in the FAISS index they build and the search parameter they read. FAISS numbers
+rows 0, 1, 2... in the order they are added (its labels); ``seqs`` maps a label to the row's
+sequence number, which holds across processes and reloads, and is saved beside the index.
+Mapping labels in NumPy rather than through FAISS's ``IndexIDMap2`` spares every search a
+translation pass, which runs as an OpenMP loop even for one query. Deleted rows are never
+removed from FAISS (HNSW cannot) but masked by a selector until the owner decides a rebuild is
+due. COSINE is inner product on unit vectors.
 
 Quantised indexes (SQ8, PQ) return candidates that the caller re-ranks with the exact vectors
 it holds anyway, so what a search reports are exact distances.
@@ -34,7 +37,7 @@ MAX_TRAIN_POINTS = 100_000
 MIN_POINTS_PER_LIST = 4
 _ADD_CHUNK = 20_000
 PARALLEL_MIN_QUERIES = 16
-SAVE_FORMAT = 1
+SAVE_FORMAT = 2  # 2: a bare FAISS index and the seqs of its labels (1: an IndexIDMap2)
 
 _FAISS_METRICS = {"L2": faiss.METRIC_L2, "IP": faiss.METRIC_INNER_PRODUCT,
                   "COSINE": faiss.METRIC_INNER_PRODUCT}
@@ -53,12 +56,19 @@ def default_pq_m(dim: int) -> int:
 
 
 class AnnIndex:
-    """A FAISS index over one vector field, with the data version it covers."""
+    """A FAISS index over one vector field, with the data version it covers.
+
+    ``seqs[label]`` is the sequence number of the row FAISS calls ``label``. The owner keeps
+    ``row_positions``: each label's row position in its own process's cache, with a last
+    entry of -1, so that FAISS's -1 padding maps to -1 in the same NumPy lookup."""
 
     def __init__(self, spec: IndexSpec, dim: int):
         self.spec = spec
         self.dim = dim
         self.index: faiss.Index | None = None
+        self.seqs = np.empty(0, dtype=np.int64)
+        self.row_positions = np.full(1, -1, dtype=np.int64)
+        self.located_in: object = None  # the cache ``row_positions`` refer to
         self.covered_seq = 0          # every row with seq <= covered_seq has been added
         self.epoch = -1               # the store epoch the ids refer to
         self.ntotal = 0               # rows in the index (FAISS's own attribute is a slow SWIG read)
@@ -106,13 +116,14 @@ class AnnIndex:
             n_train = min(len(vectors), max(p["nlist"] * TRAIN_POINTS_PER_LIST, 4096), MAX_TRAIN_POINTS)
             sample = np.random.default_rng(0).choice(len(vectors), n_train, replace=False)
             inner.train(np.ascontiguousarray(vectors[np.sort(sample)]))
-        self.index = faiss.IndexIDMap2(inner)  # keeps a Python reference to ``inner``
+        self.index = inner
         self.epoch = epoch
         self.covered_seq = 0
         self.ntotal = 0
+        self.seqs = np.empty(0, dtype=np.int64)
         self.add(vectors, seqs)
         if self.kind == "HNSW":
-            reorder_for_locality(self.index, inner)
+            self.seqs = self.seqs[reorder_for_locality(inner)]
 
     def add(self, vectors: np.ndarray, seqs: np.ndarray) -> None:
         """Add rows (their seqs must all be above ``covered_seq``)."""
@@ -121,32 +132,39 @@ class AnnIndex:
         chunks = range(0, len(seqs), _ADD_CHUNK)
         for start in tqdm(chunks, desc=f"indexing {self.spec.field_name} ({self.spec.index_type})",
                           unit="chunk", disable=None if len(chunks) > 2 else True, leave=False):
-            stop = start + _ADD_CHUNK
-            self.index.add_with_ids(np.ascontiguousarray(vectors[start:stop], dtype=np.float32),
-                                    np.ascontiguousarray(seqs[start:stop], dtype=np.int64))
+            self.index.add(np.ascontiguousarray(vectors[start:start + _ADD_CHUNK], dtype=np.float32))
+        self.seqs = np.concatenate([self.seqs, np.asarray(seqs, dtype=np.int64)])
         self.ntotal = self.index.ntotal
         self.covered_seq = int(seqs[-1])
 
     # -- searching -------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int, knob: int,
                selector: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (distances, seqs) per query; -1 seqs pad rows with fewer hits.
+        """Top-k (distances, labels) per query; -1 labels pad rows with fewer hits.
 
         ``knob`` is HNSW's ef or IVF's nprobe (``search_knob``). ``selector``, when given, is
-        a packed bitmap of the seqs the search may return (``seq_bitmap``): FAISS tests it
+        a packed bitmap of the labels the search may return (``label_bitmap``): FAISS tests it
         inside the walk, so HNSW and IVF skip the rest.
         """
         sel = None if selector is None else faiss.IDSelectorBitmap(len(selector), faiss.swig_ptr(selector))
         search_params = self._search_params(max(knob, k) if self.kind == "HNSW" else knob, sel)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if len(queries) == 1 or len(queries) >= PARALLEL_MIN_QUERIES:  # FAISS runs one query serially
+            return self.index.search(queries, k, params=search_params)
         # OpenMP threads only pay off over many queries; for a few, their wake-up costs more
         # than the search itself (measured: 2 threads gave 190 single-query QPS, 1 gave 2,300).
         threads = faiss.omp_get_max_threads()
-        if len(queries) < PARALLEL_MIN_QUERIES:
-            faiss.omp_set_num_threads(1)
+        faiss.omp_set_num_threads(1)
         try:
-            return self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=search_params)
+            return self.index.search(queries, k, params=search_params)
         finally:
             faiss.omp_set_num_threads(threads)
+
+    def label_bitmap(self, row_mask: np.ndarray) -> np.ndarray:
+        """The selector letting through the labels whose rows ``row_mask`` (over the cache's
+        positions) holds; a packed little-endian bitmap the caller keeps alive for FAISS."""
+        allowed = np.append(row_mask, False)[self.row_positions[:-1]]  # position -1: not a row here
+        return np.packbits(allowed, bitorder="little")
 
     def _search_params(self, knob: int, sel: Any) -> Any:
         """FAISS search parameters; those without a selector are reused (building one costs
@@ -167,11 +185,16 @@ class AnnIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         faiss.write_index(self.index, str(tmp))
+        seqs_tmp = path.with_suffix(".seqs.tmp")
+        with open(seqs_tmp, "wb") as f:
+            np.save(f, self.seqs, allow_pickle=False)
         meta = {"format": SAVE_FORMAT, "spec": self.spec.to_dict(), "dim": self.dim,
                 "covered_seq": self.covered_seq, "epoch": self.epoch, "ntotal": self.ntotal}
         meta_tmp = path.with_suffix(".json.tmp")
         meta_tmp.write_text(json.dumps(meta))
+        # The sidecar goes last: until it names the new ntotal, a load rejects the pair.
         os.replace(tmp, path)
+        os.replace(seqs_tmp, path.with_suffix(".seqs.npy"))
         os.replace(meta_tmp, path.with_suffix(".json"))
 
     @classmethod
@@ -183,29 +206,32 @@ class AnnIndex:
                     or meta["dim"] != dim or meta["epoch"] != epoch):
                 return None
             index = faiss.read_index(str(path))
-            if index.ntotal != meta["ntotal"] or index.d != dim:
+            seqs = np.load(path.with_suffix(".seqs.npy"), allow_pickle=False)
+            if index.ntotal != meta["ntotal"] or index.d != dim or seqs.shape != (index.ntotal,):
                 return None
         except (OSError, ValueError, KeyError, RuntimeError):
             return None  # missing or corrupt: the caller rebuilds from the rows
         ann = cls(spec, dim)
         ann.index = index
+        ann.seqs = seqs.astype(np.int64, copy=False)
         ann.ntotal = index.ntotal
         ann.covered_seq = meta["covered_seq"]
         ann.epoch = epoch
         return ann
 
 
-def reorder_for_locality(id_map: faiss.IndexIDMap2, hnsw: faiss.IndexHNSW) -> None:
-    """Renumber an HNSW graph's nodes so that neighbours sit close in memory.
+def reorder_for_locality(hnsw: faiss.IndexHNSW) -> np.ndarray:
+    """Renumber an HNSW graph's nodes so that neighbours sit close in memory; returns the
+    order (new label i is old label ``order[i]``), by which the caller permutes its id map.
 
     The order is reverse Cuthill-McKee over the base layer's links (SciPy); FAISS permutes the
-    vectors and the links, and the id map follows, so the graph, and every search result,
-    stay the same while a walk touches fewer distant cache lines and pages. Measured on
-    100k x 384 (M=16): single-query searches 17% faster at ef=16, 25% at ef=64, 29% at ef=256.
+    vectors and the links, so the graph, and every search result, stay the same while a walk
+    touches fewer distant cache lines and pages. Measured on 100k x 384 (M=16): single-query
+    searches 17% faster at ef=16, 25% at ef=64, 29% at ef=256.
     """
     n = hnsw.ntotal
     if n < 2:
-        return
+        return np.arange(n, dtype=np.int64)
     graph = hnsw.hnsw
     width = graph.nb_neighbors(0)
     starts = faiss.vector_to_array(graph.offsets)[:-1].astype(np.int64)
@@ -217,13 +243,4 @@ def reorder_for_locality(id_map: faiss.IndexIDMap2, hnsw: faiss.IndexHNSW) -> No
                               shape=(n, n))
     order = reverse_cuthill_mckee(adjacency, symmetric_mode=False).astype(np.int64)
     hnsw.permute_entries(order)  # new node i is old node order[i]
-    faiss.copy_array_to_vector(faiss.vector_to_array(id_map.id_map)[order], id_map.id_map)
-    id_map.construct_rev_map()
-
-
-def seq_bitmap(seqs: np.ndarray, max_seq: int) -> np.ndarray:
-    """The packed little-endian bitmap over 0..max_seq with ``seqs`` set: what
-    ``AnnIndex.search`` takes as its selector (the caller keeps it alive while FAISS reads it)."""
-    bitmap = np.zeros(max_seq + 1, dtype=bool)
-    bitmap[seqs] = True
-    return np.packbits(bitmap, bitorder="little")
+    return order
