@@ -437,8 +437,9 @@ class IndexSet:
             if token_index is not None:
                 tokens = query / np.linalg.norm(query, axis=1, keepdims=True) if metric == "MAX_SIM_COSINE" else query
                 k_tokens = max(MAXSIM_TOKEN_CANDIDATES, request.k)
-                _, ids = token_index.search(tokens, k_tokens, max(64, k_tokens), None)
-                owners = np.unique(np.searchsorted(doc_offsets, ids[ids >= 0], side="right") - 1)
+                _, labels = token_index.search(tokens, k_tokens, max(64, k_tokens), None)
+                token_ids = token_index.seqs[labels[labels >= 0]]  # the tokens' flat positions
+                owners = np.unique(np.searchsorted(doc_offsets, token_ids, side="right") - 1)
                 scored = owners[allowed[owners]]
             scores = maxsim_scores(column.flat.view, doc_offsets, query, metric, scored)
             rank = scores if metric != "MAX_SIM_L2" else -scores
