@@ -42,7 +42,7 @@ class FixedWidthCodec:
             raise DataError(
                 f"field {field!r}: expected vectors of dim {dim}, got {got}; "
                 f"every vector in {field!r} must have exactly {dim} numbers")
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
+        if array.dtype.kind == "f" and not np.logical_and.reduce(np.isfinite(array), axis=None):
             row = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
             raise DataError(f"field {field!r}: vector {row} contains NaN or inf; clean the input")
         return self._store(array, field)
@@ -330,11 +330,18 @@ _CODECS: dict[str, Any] = {
 }
 
 
+_CODEC_OF_DTYPE: dict[Any, Any] = {}  # codec_for's answers by DataType (every search asks)
+
+
 def codec_for(dtype: Any) -> Any:
     """The codec of a vector DataType (by name)."""
+    codec = _CODEC_OF_DTYPE.get(dtype)
+    if codec is not None:
+        return codec
     name = getattr(dtype, "name", dtype)
     try:
-        return _CODECS[name]
+        codec = _CODEC_OF_DTYPE[dtype] = _CODECS[name]
     except KeyError:
         raise SchemaError(
             f"vector type {name} is not supported yet; use one of {sorted(_CODECS)}") from None
+    return codec

@@ -253,12 +253,12 @@ class IndexSet:
     def _ready(self, cache: CollectionCache, name: str) -> AnnIndex | None:
         """The field's ANN index, loaded or built and holding every live row; None when the
         field has no ANN index or too few rows to train one (exact search serves then)."""
-        spec = self.specs.get(name)
-        if spec is None or not is_ann_type(spec.index_type):
-            return None
         ann = self.ann.get(name)
         if ann is not None and self._synced_version.get(name) == cache.version:
             return ann  # nothing changed since the last search: the hot path
+        spec = self.specs.get(name)
+        if spec is None or not is_ann_type(spec.index_type):
+            return None
         # No search walks the index while it changes, and no write appends to the cache
         # while the new rows are read from it.
         with self._lock.write, self.collection.store.lock:
@@ -355,9 +355,9 @@ class IndexSet:
         # Without a selector the index holds exactly the live rows (it holds every live row,
         # and no more rows than there are live ones), so a found label is a live row.
         positions = ann.row_positions[labels]
+        if not ann.needs_rerank and np.minimum.reduce(positions, axis=None) >= 0:
+            return list(zip(distances, positions))  # every query filled: the hot path
         found = positions >= 0
-        if not ann.needs_rerank and found.all():  # every query filled: the hot path
-            return list(zip(distances, positions))
         data = cache.float_matrix(request.field.name, metric == "COSINE") if ann.needs_rerank else None
         results = []
         want = min(k, n_candidates)

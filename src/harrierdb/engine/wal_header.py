@@ -36,6 +36,7 @@ class WalHeader:
                 self._map = mmap.mmap(f.fileno(), _HEADER_BYTES, access=mmap.ACCESS_READ)
         except (OSError, ValueError):  # no -shm file (not WAL mode), or shorter than a header
             self._map = None
+        self._last_valid: bytes | None = None
 
     def read(self) -> bytes | None:
         """The header's bytes as they are now, or None if they cannot vouch for anything."""
@@ -43,8 +44,11 @@ class WalHeader:
         if m is None:
             return None
         header = m[:_HEADER_BYTES]
+        if header == self._last_valid:  # the usual case: the same bytes passed the checks below
+            return header
         if header[:4] != _VERSION or not header[_IS_INIT_OFFSET] or header[:48] != header[48:]:
             return None  # mid-commit or being recovered, or a format this code does not know
+        self._last_valid = header
         return header
 
     def close(self) -> None:
