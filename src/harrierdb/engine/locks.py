@@ -9,66 +9,69 @@ catching up at once would add the same rows twice. ``with lock.read:`` around a 
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 
 class ReadWriteLock:
     """Shared ``read`` / exclusive ``write`` context managers (writers wait for readers).
 
     Searches take the read side on every call, so it is the cheap one: the bare mutex (a C
-    context manager) and no notification unless a writer is waiting."""
+    context manager), no notification unless a writer is waiting, no call beyond
+    ``__enter__`` and ``__exit__``."""
 
     def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._changed = threading.Condition(self._mutex)
-        self._readers = 0
-        self._writing = False
-        self._writers_waiting = 0
-        self.read = _Side(self._acquire_read, self._release_read)
-        self.write = _Side(self._acquire_write, self._release_write)
-
-    def _acquire_read(self) -> None:
-        with self._mutex:
-            if not self._writing:
-                self._readers += 1
-                return
-        with self._changed:
-            while self._writing:
-                self._changed.wait()
-            self._readers += 1
-
-    def _release_read(self) -> None:
-        with self._mutex:
-            self._readers -= 1
-            if not self._readers and self._writers_waiting:
-                self._changed.notify_all()
-
-    def _acquire_write(self) -> None:
-        with self._changed:
-            self._writers_waiting += 1
-            try:
-                while self._writing or self._readers:
-                    self._changed.wait()
-            finally:
-                self._writers_waiting -= 1
-            self._writing = True
-
-    def _release_write(self) -> None:
-        with self._changed:
-            self._writing = False
-            self._changed.notify_all()
+        self.mutex = threading.Lock()
+        self.changed = threading.Condition(self.mutex)  # signalled when a side is given up
+        self.readers = 0
+        self.writing = False
+        self.writers_waiting = 0
+        self.read = _ReadSide(self)
+        self.write = _WriteSide(self)
 
 
-class _Side:
-    """One side of the lock as a context manager (a plain class: cheaper than a generator)."""
+class _ReadSide:
+    __slots__ = ("_lock",)
 
-    __slots__ = ("_enter", "_exit")
-
-    def __init__(self, enter: Any, exit_: Any) -> None:
-        self._enter, self._exit = enter, exit_
+    def __init__(self, lock: ReadWriteLock) -> None:
+        self._lock = lock
 
     def __enter__(self) -> None:
-        self._enter()
+        lock = self._lock
+        with lock.mutex:
+            if not lock.writing:
+                lock.readers += 1
+                return
+        with lock.changed:
+            while lock.writing:
+                lock.changed.wait()
+            lock.readers += 1
 
     def __exit__(self, *exc: object) -> None:
-        self._exit()
+        lock = self._lock
+        with lock.mutex:
+            lock.readers -= 1
+            if not lock.readers and lock.writers_waiting:
+                lock.changed.notify_all()
+
+
+class _WriteSide:
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: ReadWriteLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        lock = self._lock
+        with lock.changed:
+            lock.writers_waiting += 1
+            try:
+                while lock.writing or lock.readers:
+                    lock.changed.wait()
+            finally:
+                lock.writers_waiting -= 1
+            lock.writing = True
+
+    def __exit__(self, *exc: object) -> None:
+        lock = self._lock
+        with lock.changed:
+            lock.writing = False
+            lock.changed.notify_all()

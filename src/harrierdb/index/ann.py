@@ -146,8 +146,12 @@ class AnnIndex:
         a packed bitmap of the labels the search may return (``label_bitmap``): FAISS tests it
         inside the walk, so HNSW and IVF skip the rest.
         """
-        sel = None if selector is None else faiss.IDSelectorBitmap(len(selector), faiss.swig_ptr(selector))
-        search_params = self._search_params(max(knob, k) if self.kind == "HNSW" else knob, sel)
+        knob = max(knob, k) if self.kind == "HNSW" else knob
+        if selector is None:
+            search_params = self._params_cache.get(knob) or self._search_params(knob, None)
+        else:
+            sel = faiss.IDSelectorBitmap(len(selector), faiss.swig_ptr(selector))
+            search_params = self._search_params(knob, sel)
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if len(queries) == 1 or len(queries) >= PARALLEL_MIN_QUERIES:  # FAISS runs one query serially
             return self.index.search(queries, k, params=search_params)
