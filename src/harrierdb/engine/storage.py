@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from harrierdb.engine.wal_header import WalHeader
 from harrierdb.errors import FormatVersionError, StorageError
 from harrierdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema, RowBatch
 from harrierdb.vectors import codec_for
@@ -120,8 +119,6 @@ class Store:
             self._init_catalog()
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open database at {str(self.root)!r}: {exc}") from None
-        self._wal_header = WalHeader(self.root / DB_FILE)  # mapped once the -shm file exists
-        self._version_seen: tuple[bytes, int] | None = None  # (wal-index header, data_version)
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager
@@ -148,16 +145,14 @@ class Store:
                 self.conn.execute("COMMIT")
 
     def data_version(self) -> int:
-        """Changes whenever another connection commits (SQLite's change counter). Asked of
-        SQLite only when the wal-index header moved since the last answer (``wal_header``)."""
+        """Changes whenever another connection commits (SQLite's cheap change counter).
+
+        Asked of SQLite on every call: reading SQLite's wal-index header from our own map of
+        the ``-shm`` file would be cheaper, but opening and closing that file drops every POSIX
+        lock this process holds on it, SQLite's own read locks included (a killed-writer test
+        then saw stale and resurrected rows)."""
         with self.lock:
-            header = self._wal_header.read()  # read first: a commit after it shows next time
-            seen = self._version_seen
-            if header is not None and seen is not None and seen[0] == header:
-                return seen[1]
-            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-            self._version_seen = None if header is None else (header, version)
-            return version
+            return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     # -- catalog ---------------------------------------------------------------------------
     def _init_catalog(self) -> None:
@@ -429,7 +424,6 @@ class Store:
 
     def close(self) -> None:
         with self.lock:
-            self._wal_header.close()
             try:
                 self.conn.close()
             except sqlite3.Error:
