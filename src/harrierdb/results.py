@@ -5,19 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 
-class Entity(dict):
-    """A hit's fields: ``entity["words"]``, ``entity.get("words")`` or ``entity.words``."""
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
 class Hit(dict):
     """One search hit as pymilvus 3 gives it: ``{<primary field>: pk, "distance": d, "entity":
-    {...}}``; ``hit.id`` / ``hit.distance`` read it, and ``hit["words"]`` falls back to the entity.
+    {...}}``. As in pymilvus, ``hit["words"]``, ``hit.get("words")`` and ``hit.words`` fall back
+    to the entity's fields, and ``hit.entity`` is the hit itself, so the ORM-style
+    ``hit.entity.get("words")`` reads a field; ``hit.id`` / ``hit.distance`` read the rest.
 
     Made by dict's own constructor, the primary key first (``id`` reads the first key), as a
     search builds one per hit and a Python ``__init__`` would double the cost of a result."""
@@ -45,17 +37,20 @@ class Hit(dict):
         return self["distance"]
 
     @property
-    def entity(self) -> Entity:
-        return self["entity"]
+    def entity(self) -> Hit:
+        return self
 
     @property
-    def fields(self) -> Entity:
+    def fields(self) -> dict:
         return self["entity"]
 
     def get(self, key: str, default: Any = None) -> Any:
         if key in self:
             return dict.__getitem__(self, key)
         return self["entity"].get(key, default)
+
+    def to_dict(self) -> dict:
+        return self
 
     def __getattr__(self, name: str) -> Any:
         entity = dict.get(self, "entity") or {}

@@ -34,7 +34,7 @@ from harrierdb.errors import (
 from harrierdb.index.spec import IndexSpec, field_kind, flatten_params, make_index_spec
 from harrierdb.quality.drift import batch_summary
 from harrierdb.ranker import top as ranker_top
-from harrierdb.results import Entity, Hit, Hits, SearchResult
+from harrierdb.results import Hit, Hits, SearchResult
 from harrierdb.schema import DEFAULT_PARTITION, DYNAMIC_FIELD, DataType, RowBatch, validate_rows
 
 COUNT_STAR = "count(*)"
@@ -368,11 +368,11 @@ class Collection:
         for distances, positions in results:
             ids = pks[positions].tolist()  # plain Python ints / strs in one call
             if fields:
-                entities = [Entity(self._entity(cache, pos, fields, with_pk=False)) for pos in positions.tolist()]
+                entities = [self._entity(cache, pos, fields, with_pk=False) for pos in positions.tolist()]
                 out.append(Hits([Hit({pk_name: pk, "distance": dist, "entity": entity})
                                  for pk, dist, entity in zip(ids, distances.tolist(), entities)]))
             else:
-                out.append(Hits([Hit({pk_name: pk, "distance": dist, "entity": Entity()})
+                out.append(Hits([Hit({pk_name: pk, "distance": dist, "entity": {}})
                                  for pk, dist in zip(ids, distances.tolist())]))
         return out
 

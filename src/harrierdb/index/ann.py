@@ -152,7 +152,6 @@ class AnnIndex:
         else:
             sel = faiss.IDSelectorBitmap(len(selector), faiss.swig_ptr(selector))
             search_params = self._search_params(knob, sel)
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
         if len(queries) == 1 or len(queries) >= PARALLEL_MIN_QUERIES:  # FAISS runs one query serially
             return self.index.search(queries, k, params=search_params)
         # OpenMP threads only pay off over many queries; for a few, their wake-up costs more
