@@ -119,6 +119,9 @@ class Store:
             self._init_catalog()
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open database at {str(self.root)!r}: {exc}") from None
+        # Every search asks data_version: a cursor of its own halves the cost of asking
+        # (3.5 -> 1.8 µs; conn.execute makes a new cursor each time).
+        self._version_cursor = self.conn.cursor()
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager
@@ -152,7 +155,7 @@ class Store:
         lock this process holds on it, SQLite's own read locks included (a killed-writer test
         then saw stale and resurrected rows)."""
         with self.lock:
-            return self.conn.execute("PRAGMA data_version").fetchone()[0]
+            return self._version_cursor.execute("PRAGMA data_version").fetchone()[0]
 
     # -- catalog ---------------------------------------------------------------------------
     def _init_catalog(self) -> None:
