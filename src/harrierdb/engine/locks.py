@@ -28,11 +28,17 @@ class ReadWriteLock:
         self.write = _WriteSide(self)
 
 
-class _ReadSide:
+class _Side:
+    """One side of the lock as a context manager."""
+
     __slots__ = ("_lock",)
 
     def __init__(self, lock: ReadWriteLock) -> None:
         self._lock = lock
+
+
+class _ReadSide(_Side):
+    __slots__ = ()
 
     def __enter__(self) -> None:
         lock = self._lock
@@ -53,11 +59,8 @@ class _ReadSide:
                 lock.changed.notify_all()
 
 
-class _WriteSide:
-    __slots__ = ("_lock",)
-
-    def __init__(self, lock: ReadWriteLock) -> None:
-        self._lock = lock
+class _WriteSide(_Side):
+    __slots__ = ()
 
     def __enter__(self) -> None:
         lock = self._lock
