@@ -293,70 +293,79 @@ def test_sigkill_never_loses_acknowledged_writes(tmp_path):
     state: dict[int, int] = {}
     stats = {"insert": 0, "upsert": 0, "delete": 0, "in_flight_applied": 0, "in_flight_lost": 0}
 
+    spawned: list[subprocess.Popen] = []
+
     def start(run: int) -> tuple[subprocess.Popen, Path, Path]:
         out, go = tmp_path / f"crash_{run}.out", tmp_path / f"go_{run}"
-        return spawn(script, out, db, run, rng.randrange(1 << 30), go), out, go
+        spawned.append(spawn(script, out, db, run, rng.randrange(1 << 30), go))
+        return spawned[-1], out, go
 
-    nxt = start(0)
-    for run in range(N_KILLS):
-        ctx = f"seed={seed} run={run}"
-        proc, out, go = nxt
-        # Hand the writer some rows of earlier runs to upsert and delete (the parent's long-lived
-        # reader has them cached, so it must apply another process's deletes to its cache).
-        tmp = go.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rng.sample(sorted(state), min(len(state), 200))))
-        tmp.replace(go)     # atomically: the writer starts when the file exists
-        wait_line(proc, out, "READY")
-        time.sleep(rng.uniform(0.05, 0.4))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL, f"{ctx}: writer died by itself:\n{out.read_text()[-3000:]}"
-        nxt = start(run + 1) if run + 1 < N_KILLS else None
+    try:
+        nxt = start(0)
+        for run in range(N_KILLS):
+            ctx = f"seed={seed} run={run}"
+            proc, out, go = nxt
+            # Hand the writer some rows of earlier runs to upsert and delete (the parent's long-lived
+            # reader has them cached, so it must apply another process's deletes to its cache).
+            tmp = go.with_suffix(".tmp")
+            tmp.write_text(json.dumps(rng.sample(sorted(state), min(len(state), 200))))
+            tmp.replace(go)     # atomically: the writer starts when the file exists
+            wait_line(proc, out, "READY")
+            time.sleep(rng.uniform(0.05, 0.4))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert proc.returncode == -signal.SIGKILL, f"{ctx}: writer died by itself:\n{out.read_text()[-3000:]}"
+            nxt = start(run + 1) if run + 1 < N_KILLS else None
 
-        # Replay the log: acknowledged calls must all be in; the one in flight is all-or-nothing.
-        pending = None
-        for line in out.read_text().split("\n")[:-1]:   # a torn last line was never acted on
-            if line.startswith("B "):
-                assert pending is None, ctx
-                _, op, payload = line.split(" ", 2)
-                pending = (op, *json.loads(payload))
-            elif line == "A":
-                state = apply(state, *pending)
-                stats[pending[0]] += 1
-                pending = None
+            # Replay the log: acknowledged calls must all be in; the one in flight is all-or-nothing.
+            pending = None
+            for line in out.read_text().split("\n")[:-1]:   # a torn last line was never acted on
+                if line.startswith("B "):
+                    assert pending is None, ctx
+                    _, op, payload = line.split(" ", 2)
+                    pending = (op, *json.loads(payload))
+                elif line == "A":
+                    state = apply(state, *pending)
+                    stats[pending[0]] += 1
+                    pending = None
 
-        client = MilvusClient(db)       # a fresh process's view: must open after any kill
-        try:
-            got = snapshot(client)
-            if got != state:
-                assert pending is not None, (
-                    f"{ctx}: lost or phantom rows with no call in flight: "
-                    f"missing={sorted(set(state) - set(got))[:10]} extra={sorted(set(got) - set(state))[:10]} "
-                    f"changed={[i for i in state if i in got and got[i] != state[i]][:10]}")
-                after = apply(state, *pending)
-                assert got == after, (
-                    f"{ctx}: the call in flight ({pending[0]} of {len(pending[1])} rows) was half "
-                    f"applied, or acknowledged rows were lost: missing={sorted(set(after) - set(got))[:10]} "
-                    f"extra={sorted(set(got) - set(after))[:10]}")
-                state = after
-                stats["in_flight_applied"] += 1
-            elif pending is not None and apply(state, *pending) != state:
-                stats["in_flight_lost"] += 1
-            assert count_star(client) == len(state), ctx
-            assert client.get_collection_stats(COLL)["row_count"] == len(state), ctx
-            sample = rng.sample(sorted(state), min(20, len(state)))
-            fetched = {r["id"]: r for r in client.get(COLL, ids=sample)}
-            assert sorted(fetched) == sorted(sample), ctx
-            for i in sample:
-                assert fetched[i]["val"] == state[i], ctx
-                np.testing.assert_array_equal(np.asarray(fetched[i]["vec"], np.float32),
-                                              vecs([i], [state[i]])[0])
-            check_search(client, state, rng)
-        finally:
-            client.close()
-        # The long-lived reader caught up with inserts, upserts and deletes of a dead process.
-        assert snapshot(watcher) == state, ctx
-        check_search(watcher, state, rng)
+            client = MilvusClient(db)       # a fresh process's view: must open after any kill
+            try:
+                got = snapshot(client)
+                if got != state:
+                    assert pending is not None, (
+                        f"{ctx}: lost or phantom rows with no call in flight: "
+                        f"missing={sorted(set(state) - set(got))[:10]} extra={sorted(set(got) - set(state))[:10]} "
+                        f"changed={[i for i in state if i in got and got[i] != state[i]][:10]}")
+                    after = apply(state, *pending)
+                    assert got == after, (
+                        f"{ctx}: the call in flight ({pending[0]} of {len(pending[1])} rows) was half "
+                        f"applied, or acknowledged rows were lost: missing={sorted(set(after) - set(got))[:10]} "
+                        f"extra={sorted(set(got) - set(after))[:10]}")
+                    state = after
+                    stats["in_flight_applied"] += 1
+                elif pending is not None and apply(state, *pending) != state:
+                    stats["in_flight_lost"] += 1
+                assert count_star(client) == len(state), ctx
+                assert client.get_collection_stats(COLL)["row_count"] == len(state), ctx
+                sample = rng.sample(sorted(state), min(20, len(state)))
+                fetched = {r["id"]: r for r in client.get(COLL, ids=sample)}
+                assert sorted(fetched) == sorted(sample), ctx
+                for i in sample:
+                    assert fetched[i]["val"] == state[i], ctx
+                    np.testing.assert_array_equal(np.asarray(fetched[i]["vec"], np.float32),
+                                                  vecs([i], [state[i]])[0])
+                check_search(client, state, rng)
+            finally:
+                client.close()
+            # The long-lived reader caught up with inserts, upserts and deletes of a dead process.
+            assert snapshot(watcher) == state, ctx
+            check_search(watcher, state, rng)
+    finally:  # a failed check must not leave the next writer waiting for its go file
+        for proc in spawned:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
     watcher.close()
     # The kills must have hit a writer at work, with every kind of call acknowledged.
