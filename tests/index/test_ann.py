@@ -124,6 +124,26 @@ def test_deleted_never_returned_and_new_rows_visible_at_once(tmp_path):
     client.close()
 
 
+def test_deleted_rows_stay_hidden_in_a_reopened_index(tmp_path):
+    # The saved index still holds the deleted rows; a new client maps its labels to its own
+    # cache and masks them (unfiltered and filtered searches alike).
+    path = str(tmp_path / "r.db")
+    client = MilvusClient(path)
+    build(client, "h", "HNSW", "L2")
+    gone = exact_ids("L2")[:, 0][:20].tolist()
+    client.delete("h", ids=gone)
+    client.close()
+    again = MilvusClient(path)
+    alive = np.ones(N, bool)
+    alive[gone] = False
+    for expr, mask in (("", alive), ("bucket < 500", alive & (BUCKET < 500))):
+        res = again.search("h", QUERIES, limit=K, filter=expr)
+        assert all(len(r) == K for r in res)
+        assert not {h["id"] for r in res for h in r} & set(gone)
+        assert recall(res, exact_ids("L2", mask)) >= 0.95
+    again.close()
+
+
 def test_missing_or_corrupt_index_file_is_rebuilt(tmp_path):
     path = tmp_path / "r.db"
     client = MilvusClient(str(path))
