@@ -533,12 +533,8 @@ class HarrierSystem(System):
                   else faiss.SearchParametersIVF(nprobe=value))
 
         def search(q: np.ndarray, k: int) -> Any:
-            threads = faiss.omp_get_max_threads()
-            faiss.omp_set_num_threads(1)  # one query: no OpenMP wake-up (as the engine does)
-            try:
-                return index.search(q[None, :], k, params=params)[1][0]
-            finally:
-                faiss.omp_set_num_threads(threads)
+            # one query runs serially in FAISS, so the engine calls it as is, and so does this
+            return index.search(q[None, :], k, params=params)[1][0]
         return search
 
     def reopen(self, q: np.ndarray, k: int) -> float | None:

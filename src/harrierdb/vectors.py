@@ -36,8 +36,7 @@ class FixedWidthCodec:
 
     def encode(self, values: Sequence[Any] | np.ndarray, dim: int, field: str) -> np.ndarray:
         """Validate and convert many vectors to the storage array (n, width)."""
-        numeric = type(values) is np.ndarray and values.dtype.kind in "fiu"
-        array = values if numeric else self._as_array(values, dim, field)
+        array = self._as_array(values, dim, field)
         if array.ndim != 2 or array.shape[1] != dim:
             got = array.shape[-1] if array.ndim >= 1 else "a scalar"
             raise DataError(

@@ -369,11 +369,10 @@ class Collection:
             ids = pks[positions].tolist()  # plain Python ints / strs in one call
             if fields:
                 entities = [self._entity(cache, pos, fields, with_pk=False) for pos in positions.tolist()]
-                out.append(Hits([Hit({pk_name: pk, "distance": dist, "entity": entity})
-                                 for pk, dist, entity in zip(ids, distances.tolist(), entities)]))
             else:
-                out.append(Hits([Hit({pk_name: pk, "distance": dist, "entity": {}})
-                                 for pk, dist in zip(ids, distances.tolist())]))
+                entities = [{} for _ in ids]
+            out.append(Hits([Hit({pk_name: pk, "distance": dist, "entity": entity})
+                             for pk, dist, entity in zip(ids, distances.tolist(), entities)]))
         return out
 
     # -- indexes ---------------------------------------------------------------------------

@@ -208,8 +208,7 @@ class IndexSet:
         for name in list(self.ann):
             if self.specs.get(name) != self.ann[name].spec:
                 del self.ann[name]
-                for suffix in (".faiss", ".seqs.npy", ".json"):
-                    self._path(name).with_suffix(suffix).unlink(missing_ok=True)
+                AnnIndex.remove_files(self._path(name))
 
     def _path(self, field_name: str) -> Path:
         return self.collection.store.root / "indexes" / str(self.collection.record.id) / f"{field_name}.faiss"

@@ -146,12 +146,8 @@ class AnnIndex:
         a packed bitmap of the labels the search may return (``label_bitmap``): FAISS tests it
         inside the walk, so HNSW and IVF skip the rest.
         """
-        knob = max(knob, k) if self.kind == "HNSW" else knob
-        if selector is None:
-            search_params = self._params_cache.get(knob) or self._search_params(knob, None)
-        else:
-            sel = faiss.IDSelectorBitmap(len(selector), faiss.swig_ptr(selector))
-            search_params = self._search_params(knob, sel)
+        sel = None if selector is None else faiss.IDSelectorBitmap(len(selector), faiss.swig_ptr(selector))
+        search_params = self._search_params(max(knob, k) if self.kind == "HNSW" else knob, sel)
         if len(queries) == 1 or len(queries) >= PARALLEL_MIN_QUERIES:  # FAISS runs one query serially
             return self.index.search(queries, k, params=search_params)
         # OpenMP threads only pay off over many queries; for a few, their wake-up costs more
@@ -199,6 +195,12 @@ class AnnIndex:
         os.replace(tmp, path)
         os.replace(seqs_tmp, path.with_suffix(".seqs.npy"))
         os.replace(meta_tmp, path.with_suffix(".json"))
+
+    @staticmethod
+    def remove_files(path: Path) -> None:
+        """Delete what ``save`` wrote for ``path`` (the index, its seqs and its sidecar)."""
+        for suffix in (path.suffix, ".seqs.npy", ".json"):
+            path.with_suffix(suffix).unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path, spec: IndexSpec, dim: int, epoch: int) -> AnnIndex | None:
