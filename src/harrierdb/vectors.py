@@ -9,6 +9,7 @@ back (storage), concatenates and selects batches (the cache), converts to float3
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,9 +43,14 @@ class FixedWidthCodec:
             raise DataError(
                 f"field {field!r}: expected vectors of dim {dim}, got {got}; "
                 f"every vector in {field!r} must have exactly {dim} numbers")
-        if array.dtype.kind == "f" and not np.logical_and.reduce(np.isfinite(array), axis=None):
-            row = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
-            raise DataError(f"field {field!r}: vector {row} contains NaN or inf; clean the input")
+        # The sum is NaN or inf if any element is (one C pass, no temporary array). Summed in
+        # float64 it cannot overflow on finite float32 values; for float64 input it could, so
+        # a non-finite sum has the elements looked at one by one.
+        if array.dtype.kind == "f" and not math.isfinite(np.add.reduce(array, axis=None, dtype=np.float64)):
+            bad = ~np.isfinite(array).all(axis=1)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(f"field {field!r}: vector {row} contains NaN or inf; clean the input")
         return self._store(array, field)
 
     def _as_array(self, values: Any, dim: int, field: str) -> np.ndarray:

@@ -1,0 +1,95 @@
+"""The prepared path of a repeated unfiltered search (``IndexSet.search_prepared``): it must
+answer exactly as the planner would, and give way whenever what it resolved once no longer holds."""
+
+import numpy as np
+import pytest
+
+from harrierdb import MilvusClient
+from harrierdb.errors import MetricMismatchError, ParamError
+from tests.index.test_ann import DATA, DIM, QUERIES, build, exact_ids, recall
+
+SEARCH = {"params": {"ef": 64}}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    c = MilvusClient(str(tmp_path_factory.mktemp("prepared") / "db"))
+    build(c, "c", "HNSW", "COSINE", {"M": 16, "efConstruction": 100})
+    yield c
+    c.close()
+
+
+def _search(client, queries=QUERIES, **kw):
+    return client.search("c", queries, limit=10, search_params=SEARCH, anns_field="vec", **kw)
+
+
+def test_repeated_search_matches_exact_search_and_takes_the_prepared_path(client):
+    indexes = client._db.collection("c").indexes
+    first = _search(client)
+    prepared = indexes._prepared
+    assert prepared is not None and prepared.cosine
+    second = _search(client)
+    assert indexes._prepared is prepared  # resolved once, reused
+    assert [[h["id"] for h in r] for r in first] == [[h["id"] for h in r] for r in second]
+    assert recall(second, exact_ids("COSINE")) >= 0.95
+    distances = np.array([[h["distance"] for h in r] for r in second])
+    assert np.all(distances <= 1.0 + 1e-5) and np.all(np.diff(distances, axis=1) <= 1e-6)
+
+
+def test_single_query_shapes_agree(client):
+    as_matrix = _search(client, QUERIES[:1])[0]
+    as_vector = _search(client, QUERIES[0])[0]
+    as_list = _search(client, [QUERIES[0].tolist()])[0]
+    assert [h["id"] for h in as_matrix] == [h["id"] for h in as_vector] == [h["id"] for h in as_list]
+
+
+def test_rows_written_after_preparing_are_seen_and_deleted_ones_never_come_back(client):
+    _search(client)
+    query = QUERIES[3]
+    new_id = 10_000_000
+    client.insert("c", [{"id": new_id, "bucket": 0, "vec": query * 2}])  # nearest by cosine
+    assert _search(client, query[None])[0][0]["id"] == new_id
+    client.delete("c", ids=[new_id])
+    assert new_id not in {h["id"] for h in _search(client, query[None])[0]}
+    hits = _search(client)  # deleted rows still in the graph: the planner's selector path
+    assert all(len(r) == 10 for r in hits)
+    assert recall(hits, exact_ids("COSINE")) >= 0.95
+
+
+def test_changed_parameters_are_not_answered_by_a_stale_preparation(client):
+    _search(client)
+    with pytest.raises(MetricMismatchError):
+        client.search("c", QUERIES[:1], limit=10, anns_field="vec", search_params={"metric_type": "L2"})
+    with pytest.raises(ParamError):
+        client.search("c", QUERIES[:1], limit=10, anns_field="vec", search_params={"params": {"ef": 0}})
+    hits = client.search("c", QUERIES[:1], limit=3, anns_field="vec", search_params=SEARCH)
+    assert len(hits[0]) == 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_queries_are_refused(client, bad):
+    query = QUERIES[:1].copy()
+    query[0, 5] = bad
+    with pytest.raises(ParamError, match="NaN or inf"):
+        _search(client, query)
+
+
+def test_an_index_recreated_with_another_metric_is_used_at_once(tmp_path):
+    c = MilvusClient(str(tmp_path / "db"))
+    build(c, "c", "HNSW", "COSINE", {"M": 16, "efConstruction": 100})
+    _search(c)
+    c.release_collection("c")
+    c.drop_index("c", "vec")
+    ip = c.prepare_index_params()
+    ip.add_index("vec", index_type="HNSW", metric_type="L2", params={"M": 16, "efConstruction": 100})
+    c.create_index("c", ip)
+    c.load_collection("c")
+    hits = _search(c)
+    assert not c._db.collection("c").indexes._prepared.cosine
+    assert recall(hits, exact_ids("L2")) >= 0.95
+    c.close()
+
+
+def test_dimension_mismatch_is_a_clear_error(client):
+    with pytest.raises(ParamError, match=f"dim {DIM}"):
+        _search(client, DATA[:1, :-1])
