@@ -35,22 +35,18 @@ class FixedWidthCodec:
     def width(self, dim: int) -> int:
         return dim
 
-    def encode(self, values: Sequence[Any] | np.ndarray, dim: int, field: str) -> np.ndarray:
-        """Validate and convert many vectors to the storage array (n, width)."""
+    def encode(self, values: Sequence[Any] | np.ndarray, dim: int, field: str,
+               check_finite: bool = True) -> np.ndarray:
+        """Validate and convert many vectors to the storage array (n, width). Without
+        ``check_finite`` the caller takes on ``check_finite(result, field)``."""
         array = self._as_array(values, dim, field)
         if array.ndim != 2 or array.shape[1] != dim:
             got = array.shape[-1] if array.ndim >= 1 else "a scalar"
             raise DataError(
                 f"field {field!r}: expected vectors of dim {dim}, got {got}; "
                 f"every vector in {field!r} must have exactly {dim} numbers")
-        # The sum is NaN or inf if any element is (one C pass, no temporary array). Summed in
-        # float64 it cannot overflow on finite float32 values; for float64 input it could, so
-        # a non-finite sum has the elements looked at one by one.
-        if array.dtype.kind == "f" and not math.isfinite(np.add.reduce(array, axis=None, dtype=np.float64)):
-            bad = ~np.isfinite(array).all(axis=1)
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise DataError(f"field {field!r}: vector {row} contains NaN or inf; clean the input")
+        if check_finite:
+            check_finite_rows(array, field)
         return self._store(array, field)
 
     def _as_array(self, values: Any, dim: int, field: str) -> np.ndarray:
@@ -101,6 +97,18 @@ class FixedWidthCodec:
 
     def to_output(self, stored_row: np.ndarray) -> Any:
         return self.as_float32(stored_row[None, :])[0].tolist()
+
+
+def check_finite_rows(array: np.ndarray, field: str) -> None:
+    """DataError naming the first row of ``array`` (n, width) that holds NaN or inf."""
+    # The sum is NaN or inf if any element is (one C pass, no temporary array). Summed in
+    # float64 it cannot overflow on finite float32 values; for float64 input it could, so a
+    # non-finite sum has the elements looked at one by one.
+    if array.dtype.kind == "f" and not math.isfinite(np.add.reduce(array, axis=None, dtype=np.float64)):
+        bad = ~np.isfinite(array).all(axis=1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"field {field!r}: vector {row} contains NaN or inf; clean the input")
 
 
 class Float16Codec(FixedWidthCodec):
@@ -157,7 +165,9 @@ class BinaryCodec(FixedWidthCodec):
     def width(self, dim: int) -> int:
         return dim // 8
 
-    def encode(self, values: Sequence[Any] | np.ndarray, dim: int, field: str) -> np.ndarray:
+    def encode(self, values: Sequence[Any] | np.ndarray, dim: int, field: str,
+               check_finite: bool = True) -> np.ndarray:
+        # check_finite: bits and bytes are always finite
         width = dim // 8
         rows = []
         for i, v in enumerate(values):

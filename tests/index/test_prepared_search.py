@@ -66,12 +66,45 @@ def test_changed_parameters_are_not_answered_by_a_stale_preparation(client):
     assert len(hits[0]) == 3
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_queries_are_refused(client, bad):
+    # the prepared path looks for NaN and inf only when no distance came back finite
     query = QUERIES[:1].copy()
     query[0, 5] = bad
-    with pytest.raises(ParamError, match="NaN or inf"):
+    with pytest.raises(ParamError, match="vector 0 contains NaN or inf"):
         _search(client, query)
+    batch = QUERIES[:4].copy()
+    batch[2, 0] = bad
+    with pytest.raises(ParamError, match="vector 2 contains NaN or inf"):
+        _search(client, batch)
+    assert recall(_search(client), exact_ids("COSINE")) >= 0.95  # and nothing stuck
+
+
+@pytest.fixture(scope="module")
+def other_indexes(tmp_path_factory):
+    c = MilvusClient(str(tmp_path_factory.mktemp("prepared-other") / "db"))
+    build(c, "l2_sq8", "IVF_SQ8", "L2", {"nlist": 64})
+    build(c, "ip_hnsw", "HNSW", "IP", {"M": 8, "efConstruction": 40})
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("name", ["l2_sq8", "ip_hnsw"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_queries_are_refused_by_every_index_kind(other_indexes, name, bad):
+    query = QUERIES[:1].copy()
+    query[0, -1] = bad
+    for _ in range(2):  # the first search prepares, the second reuses the preparation
+        with pytest.raises(ParamError, match="NaN or inf"):
+            other_indexes.search(name, query, limit=10, anns_field="vec")
+        other_indexes.search(name, QUERIES[:1], limit=10, anns_field="vec")
+
+
+def test_finite_queries_whose_distances_overflow_are_answered(other_indexes):
+    # squared L2 distances beyond float32's range are inf: not a reason to refuse the query
+    huge = QUERIES[:1] * np.float32(1e30)
+    hits = other_indexes.search("l2_sq8", huge, limit=10, anns_field="vec")[0]
+    assert len(hits) == 10 and all(h["distance"] == np.inf for h in hits)
 
 
 def test_an_index_recreated_with_another_metric_is_used_at_once(tmp_path):

@@ -9,6 +9,7 @@ exactly, so a caller always gets min(limit, matching rows) hits.
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -203,14 +204,17 @@ class PreparedAnnSearch:
 
     def run(self, queries: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """(distances, row positions) per query; None when a query came back short (the
-        planner then finishes it exactly)."""
+        planner then finishes it exactly) or with a best distance that is not finite.
+
+        The queries need not be checked for NaN and inf: such a query has no finite distance
+        to any row, so its best distance tells, and the caller checks the queries then."""
         if self.cosine:
             queries = normalize_rows(queries)
         with self.lock.read:
             distances, labels = self.ann.search(queries, self.request.k, self.knob, None)
-        # FAISS pads a short list with label -1 at its end, so the last column tells (a Python
-        # min: NumPy's reductions cost a microsecond to start, a tenth of the whole overhead).
-        if min(labels[:, -1].tolist()) < 0:
+        # FAISS pads a short list with label -1 at its end, so the last column tells (Python's
+        # min and all: NumPy's reductions cost a microsecond to start, a tenth of the overhead).
+        if min(labels[:, -1].tolist()) < 0 or not all(map(math.isfinite, distances[:, 0].tolist())):
             return None
         return list(zip(distances, self.ann.row_positions[labels]))
 
