@@ -38,8 +38,11 @@ class FixedWidthCodec:
     def encode(self, values: Sequence[Any] | np.ndarray, dim: int, field: str,
                check_finite: bool = True) -> np.ndarray:
         """Validate and convert many vectors to the storage array (n, width). Without
-        ``check_finite`` the caller takes on ``check_finite(result, field)``."""
-        array = self._as_array(values, dim, field)
+        ``check_finite`` the caller takes on ``check_finite_rows(result, field)``."""
+        # already the stored floats, as an application's query matrix often is: kept as it is
+        stored_as_is = (type(values) is np.ndarray and values.dtype == self.storage_dtype
+                        and values.dtype.kind == "f" and values.flags.c_contiguous)
+        array = values if stored_as_is else self._as_array(values, dim, field)
         if array.ndim != 2 or array.shape[1] != dim:
             got = array.shape[-1] if array.ndim >= 1 else "a scalar"
             raise DataError(
@@ -47,7 +50,7 @@ class FixedWidthCodec:
                 f"every vector in {field!r} must have exactly {dim} numbers")
         if check_finite:
             check_finite_rows(array, field)
-        return self._store(array, field)
+        return array if stored_as_is else self._store(array, field)
 
     def _as_array(self, values: Any, dim: int, field: str) -> np.ndarray:
         try:
@@ -69,6 +72,12 @@ class FixedWidthCodec:
     def _store(self, array: np.ndarray, field: str) -> np.ndarray:
         if array.dtype.kind not in "fiub":
             raise DataError(f"field {field!r}: vectors must hold numbers, got dtype {array.dtype}")
+        if self.storage_dtype.kind == "f" and array.dtype != self.storage_dtype:
+            # a narrowing cast turns what it cannot hold into inf, silently (inf and NaN given
+            # as such are check_finite_rows's to report)
+            largest = float(np.finfo(self.storage_dtype).max)
+            if largest < np.abs(array).max(initial=0) < np.inf:
+                raise DataError(f"field {field!r}: values beyond ±{largest:g} do not fit {self.name}")
         return np.ascontiguousarray(array, dtype=self.storage_dtype)
 
     # -- batches: storage and cache ---------------------------------------------------------
@@ -114,11 +123,6 @@ def check_finite_rows(array: np.ndarray, field: str) -> None:
 class Float16Codec(FixedWidthCodec):
     name = "FLOAT16_VECTOR"
     storage_dtype = np.dtype("<f2")
-
-    def _store(self, array: np.ndarray, field: str) -> np.ndarray:
-        if np.abs(array).max(initial=0) > 65504:
-            raise DataError(f"field {field!r}: values beyond ±65504 do not fit FLOAT16_VECTOR")
-        return super()._store(array, field)
 
 
 class BFloat16Codec(FixedWidthCodec):

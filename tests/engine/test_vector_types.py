@@ -2,6 +2,7 @@
 each checked against a straightforward NumPy/SciPy reference."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -347,3 +348,17 @@ def test_non_finite_dense_vectors_are_refused_and_huge_finite_ones_kept(client, 
     with pytest.raises(ParamError, match="NaN or inf"):
         client.search("dense", [[1.0, 0.0, bad, 0.0]], limit=1)
     assert client.search("dense", np.array([huge], dtype=np.float32), limit=1)[0][0]["id"] == 1
+
+
+@pytest.mark.parametrize("vtype, too_big, limit", [("FLOAT_VECTOR", 1e300, "3.40282e+38"),
+                                                   ("FLOAT16_VECTOR", 70000.0, "65504")])
+def test_values_the_storage_type_cannot_hold_are_refused_not_stored_as_inf(client, vtype, too_big, limit):
+    schema = client.create_schema()
+    schema.add_field("id", "INT64", is_primary=True)
+    schema.add_field("v", vtype, dim=2)
+    client.create_collection("narrow", schema=schema)
+    with pytest.raises(DataError, match=f"values beyond ±{re.escape(limit)} do not fit {vtype}"):
+        client.insert("narrow", [{"id": 1, "v": [1.0, 1.0]}, {"id": 2, "v": [too_big, 1.0]}])
+    assert client.query("narrow", filter="", output_fields=["id"], limit=10) == []
+    with pytest.raises(ParamError, match=f"do not fit {vtype}"):
+        client.search("narrow", np.array([[too_big, 1.0]]), limit=1)

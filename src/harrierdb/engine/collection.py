@@ -68,10 +68,13 @@ class Collection:
 
     def cache(self) -> CollectionCache:
         """The cache, loaded on first use and brought up to date with other processes' commits."""
+        version, self.version_hint = self.version_hint, None
+        if version is None:
+            version = self.store.data_version()
+        cache = self._cache
+        if cache is not None and version == self._synced_at:  # nothing new: no lock needed
+            return cache
         with self.store.lock:
-            version, self.version_hint = self.version_hint, None
-            if version is None:
-                version = self.store.data_version()
             if self._cache is None or version != self._synced_at:
                 with self.store.read() as c:
                     self._catch_up(c)
@@ -285,9 +288,9 @@ class Collection:
         cache = self.cache()
         offset, grouping = parsed.offset, parsed.grouping
         if not (filter or partition_names or offset or grouping):  # the common search: one lookup
-            results = self.indexes.search_prepared(cache, parsed.request, queries)
-            if results is not None:
-                return self._hits(cache, results, parsed.fields)
+            found = self.indexes.search_prepared(cache, parsed.request, queries)
+            if found is not None:
+                return self._matrix_hits(cache, *found, parsed.fields)
         if isinstance(queries, np.ndarray):
             self._check_finite(queries, field)
         request = parsed.request.with_queries(queries)
@@ -372,19 +375,27 @@ class Collection:
 
     def _hits(self, cache: CollectionCache, results: Iterable[tuple[np.ndarray, np.ndarray]],
               fields: list[str]) -> SearchResult:
-        out = SearchResult()
+        """One ``Hits`` per query from its (distances, row positions), best first."""
         pks = cache.pks.view
+        return SearchResult([self._query_hits(cache, pks[positions].tolist(), distances.tolist(), positions, fields)
+                             for distances, positions in results])
+
+    def _matrix_hits(self, cache: CollectionCache, distances: list[list[float]], positions: np.ndarray,
+                     fields: list[str]) -> SearchResult:
+        """``_hits`` of (queries, k) results, every query with k hits: looked up in one go."""
+        ids = cache.pks.view[positions].tolist()  # plain Python ints / strs in one call
+        return SearchResult([self._query_hits(cache, i, d, p, fields)
+                             for i, d, p in zip(ids, distances, positions)])
+
+    def _query_hits(self, cache: CollectionCache, ids: list, distances: list, positions: np.ndarray,
+                    fields: list[str]) -> Hits:
         pk_name = self._pk_name
-        for distances, positions in results:
-            ids = pks[positions].tolist()  # plain Python ints / strs in one call
-            if fields:
-                entities = [self._entity(cache, pos, fields, with_pk=False) for pos in positions.tolist()]
-                out.append(Hits([Hit({pk_name: pk, "distance": dist, "entity": entity})
-                                 for pk, dist, entity in zip(ids, distances.tolist(), entities)]))
-            else:  # the common case, spelled out: hits are a fifth of a small search's overhead
-                out.append(Hits([Hit({pk_name: pk, "distance": dist, "entity": {}})
-                                 for pk, dist in zip(ids, distances.tolist())]))
-        return out
+        if fields:
+            entities = [self._entity(cache, pos, fields, with_pk=False) for pos in positions.tolist()]
+            return Hits([Hit({pk_name: pk, "distance": dist, "entity": entity})
+                         for pk, dist, entity in zip(ids, distances, entities)])
+        # the common case, spelled out: hits are a fifth of a small search's overhead
+        return Hits([Hit({pk_name: pk, "distance": dist, "entity": {}}) for pk, dist in zip(ids, distances)])
 
     # -- indexes ---------------------------------------------------------------------------
     def create_index(self, field_name: str, **kwargs: Any) -> IndexSpec:
@@ -465,9 +476,10 @@ class Collection:
     def _query_vectors(self, data: Any, field: Any, check_finite: bool = True) -> Any:
         """Query data encoded as the field stores vectors (texts for a BM25 field). Without
         ``check_finite``, the caller checks dense vectors with ``_check_finite``."""
-        if type(data) is np.ndarray and data.ndim == 2 and field_kind(field) in ("dense", "binary"):
-            # a plain matrix: no model identity to check
-            return self._encode_queries(data, field, check_finite)
+        codec = vectors.codec_for(field.dtype)
+        if type(data) is np.ndarray and data.ndim == 2 and isinstance(codec, vectors.FixedWidthCodec):
+            # a plain matrix of dense or binary vectors: no model identity to check
+            return self._encode_queries(codec, data, field, check_finite)
         if field.is_function_output:
             texts = [data] if isinstance(data, str) else list(data)
             if not texts or not all(isinstance(t, str) for t in texts):
@@ -488,10 +500,10 @@ class Collection:
             data = [data]
         if data is None or (not sp.issparse(data) and len(data) == 0):
             raise ParamError("search data is empty; pass one vector or a list of vectors")
-        return self._encode_queries(data, field, check_finite)
+        return self._encode_queries(codec, data, field, check_finite)
 
-    def _encode_queries(self, data: Any, field: Any, check_finite: bool = True) -> Any:
-        codec = vectors.codec_for(field.dtype)
+    @staticmethod
+    def _encode_queries(codec: Any, data: Any, field: Any, check_finite: bool) -> Any:
         try:
             if isinstance(codec, vectors.FixedWidthCodec):
                 return codec.encode(data, field.dim, field.name, check_finite)

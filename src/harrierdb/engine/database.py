@@ -29,10 +29,10 @@ class Database:
     def _refresh(self, force: bool = False) -> None:
         """Re-read the catalog if any process changed it since we last looked (``force``
         after our own catalog changes, which SQLite's data_version does not report)."""
+        data_version = self.store.data_version()
+        if not force and data_version == self._data_version:
+            return
         with self.store.lock:
-            data_version = self.store.data_version()
-            if not force and data_version == self._data_version:
-                return
             self._data_version = data_version
             version = self.store.catalog_version()
             if version == self._catalog_version:

@@ -202,21 +202,23 @@ class PreparedAnnSearch:
     cosine: bool
     lock: ReadWriteLock
 
-    def run(self, queries: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """(distances, row positions) per query; None when a query came back short (the
-        planner then finishes it exactly) or with a best distance that is not finite.
+    def run(self, queries: np.ndarray) -> tuple[list[list[float]], np.ndarray] | None:
+        """(distances as lists, row positions as an array), both (queries, k); None when a
+        query came back short (the planner then finishes it exactly) or with a distance that
+        is not finite.
 
-        The queries need not be checked for NaN and inf: such a query has no finite distance
-        to any row, so its best distance tells, and the caller checks the queries then."""
+        FAISS pads a short list with label -1 at its end, so the last label tells. A query
+        holding NaN or inf has no finite distance to any row, so it need not be checked
+        beforehand: its distances tell (and the caller checks the queries when this declines).
+        """
         if self.cosine:
             queries = normalize_rows(queries)
         with self.lock.read:
             distances, labels = self.ann.search(queries, self.request.k, self.knob, None)
-        # FAISS pads a short list with label -1 at its end, so the last column tells (Python's
-        # min and all: NumPy's reductions cost a microsecond to start, a tenth of the overhead).
-        if min(labels[:, -1].tolist()) < 0 or not all(map(math.isfinite, distances[:, 0].tolist())):
+        rows = distances.tolist()  # what the hits show; Python's checks start faster than NumPy's
+        if min(labels[:, -1].tolist()) < 0 or not all(math.isfinite(row[-1]) for row in rows):
             return None
-        return list(zip(distances, self.ann.row_positions[labels]))
+        return rows, self.ann.row_positions[labels]
 
 
 class IndexSet:
@@ -341,7 +343,7 @@ class IndexSet:
         return spec.metric_type
 
     def search_prepared(self, cache: CollectionCache, request: SearchRequest,
-                        queries: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]] | None:
+                        queries: np.ndarray) -> tuple[list[list[float]], np.ndarray] | None:
         """``search`` for an unfiltered dense ``request`` (``queries`` apart), through the
         ``PreparedAnnSearch`` of the last such request when it still holds; None when the
         planner must decide (no ANN index, deleted rows still in it, range search...)."""

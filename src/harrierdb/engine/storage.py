@@ -150,12 +150,16 @@ class Store:
 
     def data_version(self) -> int:
         """Changes whenever another connection commits (SQLite's change counter). Asked of
-        SQLite only when the wal-index header moved since the last answer (``wal_header``)."""
+        SQLite only when the wal-index header moved since the last answer (``wal_header``).
+
+        The unchanged case takes no lock: ``_version_seen`` is replaced whole, and pairing a
+        header with a version read after it is safe (a commit between the two shows as a
+        header that differs next time)."""
+        header = self._wal_header.read()  # read first: a commit after it shows next time
+        seen = self._version_seen
+        if header is not None and seen is not None and seen[0] == header:
+            return seen[1]
         with self.lock:
-            header = self._wal_header.read()  # read first: a commit after it shows next time
-            seen = self._version_seen
-            if header is not None and seen is not None and seen[0] == header:
-                return seen[1]
             version = self._version_cursor.execute("PRAGMA data_version").fetchone()[0]
             self._version_seen = None if header is None else (header, version)
             return version
