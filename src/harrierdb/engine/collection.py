@@ -282,8 +282,8 @@ class Collection:
         come in ``search_params``, as pymilvus allows."""
         parsed = self._parse_search(anns_field, limit, offset, output_fields, search_params, kwargs)
         field = parsed.request.field
-        # NaN and inf are looked for after the prepared search, and only if it finds no finite
-        # distance: a pass over each query element costs a quarter of the engine's time.
+        # NaN and inf are looked for only when the prepared search declines (it sees them in
+        # its distances): a pass over each query costs a quarter of the engine's time.
         queries = self._query_vectors(data, field, check_finite=False)
         cache = self.cache()
         offset, grouping = parsed.offset, parsed.grouping
@@ -377,8 +377,9 @@ class Collection:
               fields: list[str]) -> SearchResult:
         """One ``Hits`` per query from its (distances, row positions), best first."""
         pks = cache.pks.view
-        return SearchResult([self._query_hits(cache, pks[positions].tolist(), distances.tolist(), positions, fields)
-                             for distances, positions in results])
+        return SearchResult([
+            self._query_hits(cache, pks[positions].tolist(), distances.tolist(), positions, fields)
+            for distances, positions in results])
 
     def _matrix_hits(self, cache: CollectionCache, distances: list[list[float]], positions: np.ndarray,
                      fields: list[str]) -> SearchResult:
