@@ -126,3 +126,16 @@ def test_an_index_recreated_with_another_metric_is_used_at_once(tmp_path):
 def test_dimension_mismatch_is_a_clear_error(client):
     with pytest.raises(ParamError, match=f"dim {DIM}"):
         _search(client, DATA[:1, :-1])
+
+
+@pytest.mark.parametrize("n", [1, 5, 40])  # one query; a few (one OpenMP thread); many
+def test_ann_search_through_search_c_equals_faiss_own_search(client, n):
+    import faiss
+
+    ann = client._db.collection("c").indexes.ann["vec"]
+    queries = QUERIES[:n] / np.linalg.norm(QUERIES[:n], axis=1, keepdims=True)
+    distances, labels = ann.search(queries, 10, 64, None)
+    want_d, want_l = ann.index.search(queries.astype(np.float32), 10, params=faiss.SearchParametersHNSW(efSearch=64))
+    assert np.array_equal(labels, want_l) and np.allclose(distances, want_d)
+    with pytest.raises(ParamError, match=f"index of dim {DIM}"):
+        ann.search(queries[:, :-1], 10, 64, None)

@@ -149,23 +149,24 @@ class AnnIndex:
         sel = None if selector is None else faiss.IDSelectorBitmap(len(selector), faiss.swig_ptr(selector))
         search_params = self._search_params(max(knob, k) if self.kind == "HNSW" else knob, sel)
         n = len(queries)
-        if queries.shape[1:] != (self.dim,):  # search_c trusts the shape it is given
-            raise ParamError(f"query vectors have dim {queries.shape[1:]}, the index {self.dim}")
+        if queries.ndim != 2 or queries.shape[1] != self.dim:  # search_c trusts the shape it is given
+            raise ParamError(f"query vectors of shape {queries.shape} for an index of dim {self.dim}; "
+                             f"pass (n, {self.dim}) vectors")
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         distances = np.empty((n, k), dtype=np.float32)
         labels = np.empty((n, k), dtype=np.int64)
         # FAISS's C++ search under its NumPy wrapper, whose checks (ours are above) cost a
         # tenth of the engine's time per single query.
-        ptrs = (faiss.swig_ptr(queries), k, faiss.swig_ptr(distances), faiss.swig_ptr(labels), search_params)
+        args = (faiss.swig_ptr(queries), k, faiss.swig_ptr(distances), faiss.swig_ptr(labels), search_params)
         if n == 1 or n >= PARALLEL_MIN_QUERIES:  # FAISS runs one query serially
-            self.index.search_c(n, *ptrs)
+            self.index.search_c(n, *args)
             return distances, labels
         # OpenMP threads only pay off over many queries; for a few, their wake-up costs more
         # than the search itself (measured: 2 threads gave 190 single-query QPS, 1 gave 2,300).
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            self.index.search_c(n, *ptrs)
+            self.index.search_c(n, *args)
         finally:
             faiss.omp_set_num_threads(threads)
         return distances, labels
