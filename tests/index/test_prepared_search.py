@@ -139,3 +139,28 @@ def test_ann_search_through_search_c_equals_faiss_own_search(client, n):
     assert np.array_equal(labels, want_l) and np.allclose(distances, want_d)
     with pytest.raises(ParamError, match=f"index of dim {DIM}"):
         ann.search(queries[:, :-1], 10, 64, None)
+
+
+@pytest.mark.parametrize("vtype", ["BFLOAT16_VECTOR", "FLOAT16_VECTOR", "INT8_VECTOR"])
+def test_compact_vector_types_are_decoded_before_the_prepared_search(tmp_path, vtype):
+    # large enough for the ANN index (not the exact path); BFLOAT16 stores bit patterns
+    n, dim = 5000, 192
+    rng = np.random.default_rng(5)
+    if vtype == "INT8_VECTOR":
+        data = rng.integers(-100, 100, (n, dim)).astype(np.float32)
+    else:
+        data = rng.standard_normal((n, dim)).astype(np.float32)
+    c = MilvusClient(str(tmp_path / "db"))
+    schema = c.create_schema()
+    schema.add_field("id", "INT64", is_primary=True)
+    schema.add_field("v", vtype, dim=dim)
+    ip = c.prepare_index_params()
+    ip.add_index("v", index_type="HNSW", metric_type="L2", params={"M": 16, "efConstruction": 64})
+    c.create_collection("h", schema=schema, index_params=ip)
+    c.insert("h", [{"id": i, "v": data[i]} for i in range(n)])
+    for _ in range(2):  # the first search prepares, the second reuses the preparation
+        hits = c.search("h", data[:5], limit=3, search_params={"params": {"ef": 64}})
+        assert c._db.collection("h").indexes._prepared is not None
+        assert [h[0]["id"] for h in hits] == [0, 1, 2, 3, 4]
+        assert all(h[0]["distance"] < 0.05 * np.sum(data[i] ** 2) for i, h in enumerate(hits))
+    c.close()

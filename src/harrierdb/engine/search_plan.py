@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,6 +201,7 @@ class PreparedAnnSearch:
     knob: int
     cosine: bool
     lock: ReadWriteLock
+    decode: Callable[[np.ndarray], np.ndarray] | None  # stored form to float32; None: it is float32
 
     def run(self, queries: np.ndarray) -> tuple[list[list[float]], np.ndarray] | None:
         """(distances as lists, row positions as an array), both (queries, k); None when a
@@ -211,6 +212,8 @@ class PreparedAnnSearch:
         holding NaN or inf has no finite distance to any row, so it need not be checked
         beforehand: its distances tell (and the caller checks the queries when this declines).
         """
+        if self.decode is not None:  # BFLOAT16 keeps bit patterns, not numbers
+            queries = self.decode(queries)
         if self.cosine:
             queries = normalize_rows(queries)
         with self.lock.read:
@@ -364,8 +367,10 @@ class IndexSet:
         ann = self._ready(cache, request.field.name)
         if ann is None or ann.needs_rerank or ann.ntotal != cache.n_alive:
             return None
+        codec = vectors.codec_for(request.field.dtype)
+        decode = None if codec.storage_dtype == np.float32 else codec.as_float32
         return PreparedAnnSearch(request, ann, cache.version, ann.search_knob(request.params),
-                                 metric == "COSINE", self._lock)
+                                 metric == "COSINE", self._lock, decode)
 
     def search(self, cache: CollectionCache, request: SearchRequest,
                rows: Candidates | None) -> list[tuple[np.ndarray, np.ndarray]]:
