@@ -313,8 +313,12 @@ class Collection:
         search repeats them (an application's queries differ in their vectors only)."""
         args = (self.record, anns_field, limit, offset, output_fields, search_params, kwargs)
         last = self._last_parse
-        if last is not None and _same_args(last[0], args):
-            return last[1]
+        if last is not None:
+            try:  # equal values, the record first (tuples try identity before __eq__)
+                if last[0] == args:
+                    return last[1]
+            except (ValueError, TypeError):  # e.g. NumPy arrays among the parameters: no memo
+                pass
         field = self._vector_field(anns_field)
         flat = flatten_params(search_params)  # once: every parser below reads it
         if offset is None:
@@ -646,14 +650,6 @@ class ParsedSearch:
     offset: int
     grouping: search_plan.Grouping | None
     fields: list[str]
-
-
-def _same_args(remembered: tuple, args: tuple) -> bool:
-    """Whether a search repeats the remembered arguments (same collection record, equal values)."""
-    try:
-        return remembered[0] is args[0] and remembered[1:] == args[1:]
-    except (ValueError, TypeError):  # e.g. NumPy arrays among the parameters: no memo
-        return False
 
 
 def _params_key(params: Mapping | None) -> tuple | None:

@@ -198,7 +198,7 @@ class PreparedAnnSearch:
     request: SearchRequest
     ann: AnnIndex
     cache_version: int
-    knob: int
+    params: Any  # FAISS's search parameters (ef or nprobe)
     cosine: bool
     lock: ReadWriteLock
     decode: Callable[[np.ndarray], np.ndarray] | None  # stored form to float32; None: it is float32
@@ -217,7 +217,7 @@ class PreparedAnnSearch:
         if self.cosine:
             queries = normalize_rows(queries)
         with self.lock.read:
-            distances, labels = self.ann.search(queries, self.request.k, self.knob, None)
+            distances, labels = self.ann.search_with(queries, self.request.k, self.params)
         rows = distances.tolist()  # what the hits show; Python's checks start faster than NumPy's
         if min(labels[:, -1].tolist()) < 0 or not all(math.isfinite(row[-1]) for row in rows):
             return None
@@ -369,8 +369,8 @@ class IndexSet:
             return None
         codec = vectors.codec_for(request.field.dtype)
         decode = None if codec.storage_dtype == np.float32 else codec.as_float32
-        return PreparedAnnSearch(request, ann, cache.version, ann.search_knob(request.params),
-                                 metric == "COSINE", self._lock, decode)
+        params = ann.search_params(ann.search_knob(request.params), request.k)
+        return PreparedAnnSearch(request, ann, cache.version, params, metric == "COSINE", self._lock, decode)
 
     def search(self, cache: CollectionCache, request: SearchRequest,
                rows: Candidates | None) -> list[tuple[np.ndarray, np.ndarray]]:

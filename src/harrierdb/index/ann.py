@@ -146,8 +146,27 @@ class AnnIndex:
         a packed bitmap of the labels the search may return (``label_bitmap``): FAISS tests it
         inside the walk, so HNSW and IVF skip the rest.
         """
+        # ``sel`` is referenced here until FAISS is done with it
         sel = None if selector is None else faiss.IDSelectorBitmap(len(selector), faiss.swig_ptr(selector))
-        search_params = self._search_params(max(knob, k) if self.kind == "HNSW" else knob, sel)
+        return self.search_with(queries, k, self.search_params(knob, k, sel))
+
+    def search_params(self, knob: int, k: int, sel: Any = None) -> Any:
+        """FAISS search parameters for ``knob`` (HNSW's ef is at least k); those without a
+        selector are made once (building one costs as much as a small search)."""
+        if self.kind == "HNSW":
+            knob = max(knob, k)
+        if sel is None and knob in self._params_cache:
+            return self._params_cache[knob]
+        if self.kind == "HNSW":
+            made = faiss.SearchParametersHNSW(efSearch=knob, sel=sel)
+        else:
+            made = faiss.SearchParametersIVF(nprobe=knob, sel=sel)
+        if sel is None:
+            self._params_cache[knob] = made
+        return made
+
+    def search_with(self, queries: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``search`` with parameters from ``search_params``."""
         n = len(queries)
         if queries.ndim != 2 or queries.shape[1] != self.dim:  # search_c trusts the shape it is given
             raise ParamError(f"query vectors of shape {queries.shape} for an index of dim {self.dim}; "
@@ -157,7 +176,7 @@ class AnnIndex:
         labels = np.empty((n, k), dtype=np.int64)
         # FAISS's C++ search under its NumPy wrapper, whose checks (ours are above) cost a
         # tenth of the engine's time per single query.
-        args = (faiss.swig_ptr(queries), k, faiss.swig_ptr(distances), faiss.swig_ptr(labels), search_params)
+        args = (faiss.swig_ptr(queries), k, faiss.swig_ptr(distances), faiss.swig_ptr(labels), params)
         if n == 1 or n >= PARALLEL_MIN_QUERIES:  # FAISS runs one query serially
             self.index.search_c(n, *args)
             return distances, labels
@@ -176,19 +195,6 @@ class AnnIndex:
         positions) holds; a packed little-endian bitmap the caller keeps alive for FAISS."""
         allowed = np.append(row_mask, False)[self.row_positions[:-1]]  # position -1: not a row here
         return np.packbits(allowed, bitorder="little")
-
-    def _search_params(self, knob: int, sel: Any) -> Any:
-        """FAISS search parameters; those without a selector are reused (building one costs
-        as much as a small search)."""
-        if sel is None and knob in self._params_cache:
-            return self._params_cache[knob]
-        if self.kind == "HNSW":
-            made = faiss.SearchParametersHNSW(efSearch=knob, sel=sel)
-        else:
-            made = faiss.SearchParametersIVF(nprobe=knob, sel=sel)
-        if sel is None:
-            self._params_cache[knob] = made
-        return made
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, path: Path) -> None:
