@@ -362,3 +362,16 @@ def test_values_the_storage_type_cannot_hold_are_refused_not_stored_as_inf(clien
     assert client.query("narrow", filter="", output_fields=["id"], limit=10) == []
     with pytest.raises(ParamError, match=f"do not fit {vtype}"):
         client.search("narrow", np.array([[too_big, 1.0]]), limit=1)
+
+
+@pytest.mark.parametrize("vtype", ["FLOAT16_VECTOR", "BFLOAT16_VECTOR"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_queries_to_half_precision_fields_are_refused(client, vtype, bad):
+    schema = client.create_schema()
+    schema.add_field("id", "INT64", is_primary=True)
+    schema.add_field("v", vtype, dim=4)
+    client.create_collection("half", schema=schema)
+    client.insert("half", [{"id": i, "v": [float(i), 1.0, 0.0, 0.0]} for i in range(20)])
+    with pytest.raises(ParamError, match="vector 1 contains NaN or inf"):
+        client.search("half", np.array([[1.0, 1.0, 0.0, 0.0], [0.0, bad, 0.0, 0.0]], dtype=np.float32), limit=3)
+    assert client.search("half", np.array([[3.0, 1.0, 0.0, 0.0]], dtype=np.float32), limit=1)[0][0]["id"] == 3

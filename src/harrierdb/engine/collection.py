@@ -291,7 +291,7 @@ class Collection:
             found = self.indexes.search_prepared(cache, parsed.request, queries)
             if found is not None:
                 return self._matrix_hits(cache, *found, parsed.fields)
-        if isinstance(queries, np.ndarray):
+        if isinstance(queries, np.ndarray) and field_kind(field) == "dense":
             self._check_finite(queries, field)
         request = parsed.request.with_queries(queries)
         rows = None
@@ -527,8 +527,10 @@ class Collection:
 
     @staticmethod
     def _check_finite(queries: np.ndarray, field: Any) -> None:
+        """ParamError naming the first query with NaN or inf (BFLOAT16 decoded first: it
+        stores bit patterns)."""
         try:
-            vectors.check_finite_rows(queries, field.name)
+            vectors.check_finite_rows(vectors.codec_for(field.dtype).as_float32(queries), field.name)
         except DataError as exc:
             raise ParamError(f"query vectors: {exc.message}") from None
 
