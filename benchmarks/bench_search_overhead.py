@@ -64,12 +64,12 @@ def main() -> int:
         return client.search("c", q[None], limit=10, search_params=search_params)
 
     store = collection.store
-    originals = {name: getattr(Collection, name) for name in ("_hits", "_query_vectors")}
+    originals = {name: getattr(Collection, name) for name in ("_matrix_hits", "_query_vectors")}
     removals: dict[str, Callable[[], None]] = {
         "everything": lambda: None,
         "without the consistency check": lambda: setattr(store, "data_version", lambda: 0),
-        "without building hits": lambda: setattr(Collection, "_hits", lambda self, cache, results, fields: results),
-        "without query validation": lambda: setattr(Collection, "_query_vectors", lambda self, data, field: data),
+        "without building hits": lambda: setattr(Collection, "_matrix_hits", lambda self, cache, *found: found),
+        "without query validation": lambda: setattr(Collection, "_query_vectors", lambda self, data, field, **_: data),
     }
     times: dict[str, list[float]] = {"FAISS alone (HarrierDB's index)": []}
     for _ in range(args.repeat):
