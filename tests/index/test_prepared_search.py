@@ -164,3 +164,56 @@ def test_compact_vector_types_are_decoded_before_the_prepared_search(tmp_path, v
         assert [h[0]["id"] for h in hits] == [0, 1, 2, 3, 4]
         assert all(h[0]["distance"] < 0.05 * np.sum(data[i] ** 2) for i, h in enumerate(hits))
     c.close()
+
+
+@pytest.fixture(scope="module")
+def untouched(tmp_path_factory):
+    """A collection no test writes to, so that its searches always take the prepared path."""
+    c = MilvusClient(str(tmp_path_factory.mktemp("prepared-untouched") / "db"))
+    build(c, "c", "HNSW", "COSINE", {"M": 16, "efConstruction": 100})
+    yield c
+    c.close()
+
+
+def test_single_queries_one_by_one_equal_the_batch_answer(untouched):
+    # one query runs in its thread's reused buffers, a batch in fresh arrays: the same answers,
+    # and no answer changes when the buffers are reused by the next query
+    client = untouched
+    batch = _search(client, QUERIES[:40])
+    singles = [_search(client, q[None])[0] for q in QUERIES[:40]]
+    assert client._db.collection("c").indexes._prepared.per_thread.buffers is not None  # the path taken
+    as_float64 = [_search(client, q[None].astype(np.float64))[0] for q in QUERIES[:5]]
+    assert [[(h["id"], h["distance"]) for h in r] for r in singles] == \
+        [[(h["id"], h["distance"]) for h in r] for r in batch]
+    assert [[h["id"] for h in r] for r in as_float64] == [[h["id"] for h in r] for r in batch[:5]]
+
+
+def test_threads_searching_single_queries_at_once_each_get_their_own_answer(untouched):
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = untouched
+
+    want = [[h["id"] for h in r] for r in _search(client, QUERIES[:64])]
+
+    def search_slice(start: int) -> list[list[int]]:
+        return [[h["id"] for h in _search(client, QUERIES[i:i + 1])[0]] for i in range(start, 64, 4)]
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(search_slice, range(4)))
+    for start, answers in enumerate(got):
+        assert answers == want[start::4]
+
+
+def test_query_buffers_refuse_a_query_of_another_shape():
+    import faiss
+
+    from harrierdb.index.ann import QueryBuffers
+
+    index = faiss.IndexFlatL2(DIM)
+    index.add(DATA[:100])
+    buffers = QueryBuffers(DIM, 5)
+    buffers.search(index, DATA[7:8], None, False)
+    assert buffers.labels[0, 0] == 7 and buffers.distances[0, 0] == 0
+    for bad in (DATA[:1, :-1], DATA[:1, :1], DATA[:2]):  # (1, 1) would broadcast if copied as is
+        with pytest.raises(ParamError, match=f"pass \\(1, {DIM}\\) vectors"):
+            buffers.search(index, bad, None, False)

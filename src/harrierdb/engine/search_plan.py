@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from harrierdb.engine.fulltext import BM25Index
 from harrierdb.engine.locks import ReadWriteLock
 from harrierdb.errors import MetricMismatchError, ParamError
 from harrierdb.index import sparse as sparse_index
-from harrierdb.index.ann import AnnIndex, is_ann_type
+from harrierdb.index.ann import AnnIndex, QueryBuffers, is_ann_type
 from harrierdb.index.exact import SMALLER_IS_BETTER, exact_search, normalize_rows, top_k
 from harrierdb.index.sparse import InvertedIndex
 from harrierdb.index.spec import (
@@ -202,6 +203,8 @@ class PreparedAnnSearch:
     cosine: bool
     lock: ReadWriteLock
     decode: Callable[[np.ndarray], np.ndarray] | None  # stored form to float32; None: it is float32
+    # each thread's QueryBuffers for single queries (threads search at once, under the read lock)
+    per_thread: threading.local = field(default_factory=threading.local, compare=False)
 
     def run(self, queries: np.ndarray) -> tuple[list[list[float]], np.ndarray] | None:
         """(distances as lists, row positions as an array), both (queries, k); None when a
@@ -214,10 +217,18 @@ class PreparedAnnSearch:
         """
         if self.decode is not None:  # BFLOAT16 keeps bit patterns, not numbers
             queries = self.decode(queries)
-        if self.cosine:
-            queries = normalize_rows(queries)
-        with self.lock.read:
-            distances, labels = self.ann.search_with(queries, self.request.k, self.params)
+        if len(queries) == 1:  # an application's typical search: into this thread's buffers
+            buffers = getattr(self.per_thread, "buffers", None)
+            if buffers is None:
+                buffers = self.per_thread.buffers = QueryBuffers(self.ann.dim, self.request.k)
+            with self.lock.read:
+                buffers.search(self.ann.index, queries, self.params, self.cosine)
+            distances, labels = buffers.distances, buffers.labels  # copied out below
+        else:
+            if self.cosine:
+                queries = normalize_rows(queries)
+            with self.lock.read:
+                distances, labels = self.ann.search_with(queries, self.request.k, self.params)
         rows = distances.tolist()  # what the hits show; Python's checks start faster than NumPy's
         if min(labels[:, -1].tolist()) < 0 or not all(math.isfinite(row[-1]) for row in rows):
             return None
