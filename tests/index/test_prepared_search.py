@@ -11,12 +11,16 @@ from tests.index.test_ann import DATA, DIM, QUERIES, build, exact_ids, recall
 SEARCH = {"params": {"ef": 64}}
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    c = MilvusClient(str(tmp_path_factory.mktemp("prepared") / "db"))
+def _cosine_hnsw(tmp_path_factory, name):
+    c = MilvusClient(str(tmp_path_factory.mktemp(name) / "db"))
     build(c, "c", "HNSW", "COSINE", {"M": 16, "efConstruction": 100})
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    yield from _cosine_hnsw(tmp_path_factory, "prepared")
 
 
 def _search(client, queries=QUERIES, **kw):
@@ -169,10 +173,7 @@ def test_compact_vector_types_are_decoded_before_the_prepared_search(tmp_path, v
 @pytest.fixture(scope="module")
 def untouched(tmp_path_factory):
     """A collection no test writes to, so that its searches always take the prepared path."""
-    c = MilvusClient(str(tmp_path_factory.mktemp("prepared-untouched") / "db"))
-    build(c, "c", "HNSW", "COSINE", {"M": 16, "efConstruction": 100})
-    yield c
-    c.close()
+    yield from _cosine_hnsw(tmp_path_factory, "prepared-untouched")
 
 
 def test_single_queries_one_by_one_equal_the_batch_answer(untouched):
