@@ -169,8 +169,7 @@ class AnnIndex:
         """``search`` with parameters from ``search_params``."""
         n = len(queries)
         if queries.ndim != 2 or queries.shape[1] != self.dim:  # search_c trusts the shape it is given
-            raise ParamError(f"query vectors of shape {queries.shape} for an index of dim {self.dim}; "
-                             f"pass (n, {self.dim}) vectors")
+            raise wrong_query_shape(queries.shape, self.dim, "n")
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         distances = np.empty((n, k), dtype=np.float32)
         labels = np.empty((n, k), dtype=np.int64)
@@ -243,6 +242,11 @@ class AnnIndex:
         return ann
 
 
+def wrong_query_shape(shape: tuple, dim: int, rows: str) -> ParamError:
+    """The error for query vectors FAISS cannot take as they are (it trusts the shape given)."""
+    return ParamError(f"query vectors of shape {shape} for an index of dim {dim}; pass ({rows}, {dim}) vectors")
+
+
 class QueryBuffers:
     """One query's arrays for FAISS's C++ search, with the pointers FAISS takes made once: a
     thread keeps one set and reuses it for each of its single-query searches.
@@ -265,8 +269,7 @@ class QueryBuffers:
         """Search ``index`` for one query (shape (1, dim)), scaled to unit length first when
         ``normalize``; the caller holds the index's read lock."""
         if query.shape != self.shape:  # the copy below would broadcast a wrong shape silently
-            raise ParamError(f"query vectors of shape {query.shape} for an index of dim {self.dim}; "
-                             f"pass (1, {self.dim}) vectors")
+            raise wrong_query_shape(query.shape, self.dim, "1")
         self.query[...] = query  # (np.copyto does the same, a third as fast)
         query_ptr, distances_ptr, labels_ptr = self._pointers
         if normalize:
