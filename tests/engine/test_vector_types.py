@@ -350,6 +350,30 @@ def test_non_finite_dense_vectors_are_refused_and_huge_finite_ones_kept(client, 
     assert client.search("dense", np.array([huge], dtype=np.float32), limit=1)[0][0]["id"] == 1
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_float32_query_matrices_are_taken_as_they_are_but_still_checked(client, bad):
+    # a float32 matrix for a FLOAT_VECTOR field skips the codec: it must be refused all the same
+    schema = client.create_schema()
+    schema.add_field("id", "INT64", is_primary=True)
+    schema.add_field("v", "FLOAT_VECTOR", dim=4)
+    client.create_collection("f32", schema=schema)
+    rows = np.eye(4, dtype=np.float32) + 0.1
+    client.insert("f32", [{"id": i, "v": v} for i, v in enumerate(rows)])
+    poisoned = rows[:2].copy()
+    poisoned[1, 2] = bad
+    with pytest.raises(ParamError, match="vector 1 contains NaN or inf"):
+        client.search("f32", poisoned, limit=1)
+    request = AnnSearchRequest(poisoned, "v", {"metric_type": "COSINE"}, 2)
+    with pytest.raises(ParamError, match="vector 1 contains NaN or inf"):
+        client.hybrid_search("f32", [request], RRFRanker(), limit=2)
+    with pytest.raises(ParamError, match="dim 4"):
+        client.search("f32", rows[:, :3].copy(), limit=1)
+    # not C-contiguous (a Fortran-ordered copy, a strided view): the same answers as a plain copy
+    for layout in (np.asfortranarray(rows[::-1]), np.repeat(rows, 2, axis=0)[::2][::-1]):
+        hits = client.search("f32", layout, limit=1)
+        assert [r[0]["id"] for r in hits] == [3, 2, 1, 0]
+
+
 @pytest.mark.parametrize("vtype, too_big, limit", [("FLOAT_VECTOR", 1e300, "3.40282e+38"),
                                                    ("FLOAT16_VECTOR", 70000.0, "65504")])
 def test_values_the_storage_type_cannot_hold_are_refused_not_stored_as_inf(client, vtype, too_big, limit):

@@ -217,22 +217,30 @@ class PreparedAnnSearch:
         """
         if self.decode is not None:  # BFLOAT16 keeps bit patterns, not numbers
             queries = self.decode(queries)
-        if len(queries) == 1:  # an application's typical search: into this thread's buffers
-            buffers = getattr(self.per_thread, "buffers", None)
-            if buffers is None:
-                buffers = self.per_thread.buffers = QueryBuffers(self.ann.dim, self.request.k)
-            with self.lock.read:
-                buffers.search(self.ann.index, queries, self.params, self.cosine)
-            distances, labels = buffers.distances, buffers.labels  # copied out below
-        else:
-            if self.cosine:
-                queries = normalize_rows(queries)
-            with self.lock.read:
-                distances, labels = self.ann.search_with(queries, self.request.k, self.params)
+        if len(queries) == 1:
+            return self._run_one(queries)
+        if self.cosine:
+            queries = normalize_rows(queries)
+        with self.lock.read:
+            distances, labels = self.ann.search_with(queries, self.request.k, self.params)
         rows = distances.tolist()  # what the hits show; Python's checks start faster than NumPy's
         if min(labels[:, -1].tolist()) < 0 or not all(math.isfinite(row[-1]) for row in rows):
             return None
         return rows, self.ann.row_positions[labels]
+
+    def _run_one(self, query: np.ndarray) -> tuple[list[list[float]], np.ndarray] | None:
+        """``run`` for one query (an application's typical search), in this thread's
+        ``QueryBuffers``; the results are copied out of them before it returns."""
+        try:
+            buffers = self.per_thread.buffers
+        except AttributeError:
+            buffers = self.per_thread.buffers = QueryBuffers(self.ann.dim, self.request.k)
+        with self.lock.read:
+            buffers.search(self.ann.index, query, self.params, self.cosine)
+        distances = buffers.distances.tolist()
+        if buffers.labels.item(-1) < 0 or not math.isfinite(distances[0][-1]):
+            return None
+        return distances, self.ann.row_positions[buffers.labels]
 
 
 class IndexSet:
