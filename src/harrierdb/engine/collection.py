@@ -392,6 +392,8 @@ class Collection:
         ids = cache.pks.view[positions].tolist()  # plain Python ints / strs in one call
         if fields:
             return SearchResult([self._query_hits(cache, i, d, p, fields) for i, d, p in zip(ids, distances, positions)])
+        if len(ids) == 1:  # an application's typical search: no iterator to set up
+            return SearchResult([self._plain_hits(ids[0], distances[0])])
         return SearchResult(map(self._plain_hits, ids, distances))
 
     def _query_hits(self, cache: CollectionCache, ids: list, distances: list, positions: np.ndarray,
