@@ -6,6 +6,9 @@ Each system is built and measured in a subprocess of its own (so its peak reside
 * recall@k against exact ground truth (FAISS flat, computed once and cached), counting a hit
   as correct when its true distance is within that of the k-th true neighbour (ties count);
 * single-query throughput: one query per call over ``--nq`` queries, with p50/p99 latency;
+  HarrierDB's HNSW worker also builds bare FAISS HNSW and times it right after each of its own
+  passes, as the steady figure to compare with (workers run one after the other see the
+  machine at different speeds);
 * batch throughput: all ``--nq`` queries in one call;
 * filtered search at 1% selectivity: a scalar ``bucket = id % 100``, filter ``bucket == 7``,
   recall against exact filtered ground truth, one query per call;
@@ -381,6 +384,7 @@ class BenchConfig:
     profile_ef: int = 0             # ef to profile (0: the smallest with recall >= 0.95)
     loop_budget_s: float = 120      # per query loop; slower systems run fewer queries (0: no cap)
     repeat: int = 3                 # timed passes per measurement, the fastest kept (noise)
+    beside_faiss: bool = True       # HarrierDB's HNSW rows: time bare FAISS in the same passes
 
     def resolved_nlist(self, rows: int) -> int:
         if self.nlist:
@@ -931,33 +935,6 @@ def _timed_loop(fn: Callable[[np.ndarray, int], Any], queries: np.ndarray, k: in
     return out, lat[:len(out)]
 
 
-def _overhead(full: Callable, kernel: Callable, queries: np.ndarray, k: int, passes: int) -> dict:
-    """Per-query time of the full search and of its FAISS kernel alone, measured alternately
-    (query by query) so that both see the same machine load; fastest of ``passes``. Which of
-    the two runs first alternates too: the second search of a query finds the graph nodes it
-    visits already in the CPU caches."""
-    for q in queries[:WARMUP_QUERIES]:
-        full(q, k)
-        kernel(q, k)
-    clock = time.perf_counter
-    best_full = best_kernel = float("inf")
-    for _ in range(max(passes, 1)):
-        t_full = t_kernel = 0.0
-        for i, q in enumerate(queries):
-            first, second = (full, kernel) if i % 2 == 0 else (kernel, full)
-            t0 = clock()
-            first(q, k)
-            t1 = clock()
-            second(q, k)
-            t2 = clock()
-            t_full += t1 - t0 if i % 2 == 0 else t2 - t1
-            t_kernel += t2 - t1 if i % 2 == 0 else t1 - t0
-        best_full, best_kernel = min(best_full, t_full), min(best_kernel, t_kernel)
-    n = len(queries)
-    return {"kernel_qps": n / best_kernel, "paired_qps": n / best_full,
-            "overhead_us": (best_full - best_kernel) / n * 1e6}
-
-
 def _in_filter(ids: np.ndarray) -> np.ndarray:
     return ids % FILTER_MODULUS == FILTER_BUCKET
 
@@ -999,12 +976,29 @@ def measure_system(name: str, ds: Dataset, cfg: BenchConfig, workdir: Path | Non
         result["build_s"] = time.perf_counter() - t0
         result.update(system.build_parts)
         log(f"  {name}: built in {result['build_s']:.1f} s {_fmt_parts(system.build_parts)}")
+        result["peak_rss_mb"] = _peak_rss_mb()  # before a bare FAISS index joins this process
+        beside = _faiss_beside(system, ds, cfg, workdir, log)
+        if beside is not None:
+            result["beside_index_s"] = beside.build_parts["index_s"]
         f_ids, f_dist = ds.filtered_truth(k) if cfg.filtered and system.supports_filter else (None, None)
         for value in system.knobs():
             system.set_knob(value)
             row: dict[str, Any] = {"system": name, "index": system.index, "knob": system.knob_name, "value": value}
-            def single() -> tuple[Any, float]:
+            kernel = system.kernel() if hasattr(system, "kernel") else None
+            kernel_s: list[float] = []
+            beside_runs: list[tuple[list, float]] = []
+            if beside is not None:
+                beside.set_knob(value)
+
+            def single(kernel: Callable | None = kernel, kernel_s: list = kernel_s,
+                       beside_runs: list = beside_runs) -> tuple[Any, float]:
                 out = _timed_loop(system.search, queries, k, cfg.loop_budget_s)
+                ran = queries[:len(out[0])]
+                if kernel is not None:  # the same loop on the system's own FAISS index, bare
+                    kernel_s.append(_timed_loop(kernel, ran, k)[1].sum())
+                if beside is not None:  # and on bare FAISS's own build
+                    b_ids, b_lat = _timed_loop(beside.search, ran, k)
+                    beside_runs.append((b_ids, b_lat.sum()))
                 return out, out[1].sum()
 
             (ids, lat), _ = _best_of(cfg.repeat, cfg.loop_budget_s, single)
@@ -1013,20 +1007,34 @@ def measure_system(name: str, ds: Dataset, cfg: BenchConfig, workdir: Path | Non
             row["qps"] = n / lat.sum()
             row["p50_ms"] = float(np.percentile(lat, 50) * 1e3)
             row["p99_ms"] = float(np.percentile(lat, 99) * 1e3)
-            kernel = system.kernel() if hasattr(system, "kernel") else None
-            if kernel is not None:
-                row.update(_overhead(system.search, kernel, queries[:n], k, cfg.repeat))
+            if kernel_s:
+                row["kernel_qps"] = n / min(kernel_s)
+                row["overhead_us"] = (1 / row["qps"] - 1 / row["kernel_qps"]) * 1e6
+            if beside_runs:
+                b_ids, b_secs = min(beside_runs, key=lambda run: run[1])
+                row["beside_qps"] = n / b_secs
+                row["beside_recall"] = recall_at_k(_pad_ids(b_ids, k), queries[:n], ds.base, ds.gt_dist[:n],
+                                                   k, ds.metric)
             if cfg.batch and system.supports_batch:
                 # as many queries as the loop managed (all of them, but for the slowest systems)
                 system.search_batch(queries[:WARMUP_QUERIES], k)
 
-                def batch(n: int = n) -> tuple[Any, float]:
+                beside_batch_s: list[float] = []
+
+                def batch(n: int = n, beside_batch_s: list = beside_batch_s) -> tuple[Any, float]:
                     t = time.perf_counter()
                     out = system.search_batch(queries[:n], k)
-                    return out, time.perf_counter() - t
+                    secs = time.perf_counter() - t
+                    if beside is not None:
+                        t = time.perf_counter()
+                        beside.search_batch(queries[:n], k)
+                        beside_batch_s.append(time.perf_counter() - t)
+                    return out, secs
 
                 bids, secs = _best_of(cfg.repeat, cfg.loop_budget_s, batch)
                 row["batch_qps"] = n / secs
+                if beside_batch_s:
+                    row["beside_batch_qps"] = n / min(beside_batch_s)
                 row["batch_recall"] = recall_at_k(_pad_ids(bids, k), queries[:n], ds.base, ds.gt_dist[:n], k,
                                                   ds.metric)
             if f_dist is not None:
@@ -1054,6 +1062,21 @@ def measure_system(name: str, ds: Dataset, cfg: BenchConfig, workdir: Path | Non
         if own_dir:
             shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def _faiss_beside(system: System, ds: Dataset, cfg: BenchConfig, workdir: Path,
+                  log: Callable[[str], None]) -> System | None:
+    """For HarrierDB's HNSW rows: bare FAISS HNSW (same M, efConstruction and data) built in
+    the same process, its query loop run right after each of HarrierDB's. Two worker processes
+    run one after the other see the machine at different speeds (+-10% here); passes taken
+    turn about see it alike, so their ratio is the steady figure."""
+    if not (cfg.beside_faiss and system.name == "harrierdb" and system.index == "HNSW"):
+        return None
+    beside = FaissHnswSystem(cfg)
+    (workdir / "beside-faiss").mkdir(parents=True, exist_ok=True)
+    beside.build(ds, workdir / "beside-faiss")
+    log(f"  bare FAISS beside it: built in {beside.build_parts['index_s']:.1f} s")
+    return beside
 
 
 def _profile(system: System, rows: list[dict], queries: np.ndarray, cfg: BenchConfig) -> str:
@@ -1098,6 +1121,8 @@ def _row_line(r: dict) -> str:
     s = f"{r['knob']}={r['value']}: recall {r['recall']:.3f}  {r['qps']:,.0f} QPS  p50 {r['p50_ms']:.2f} ms"
     if "kernel_qps" in r:
         s += f" (FAISS call alone {r['kernel_qps']:,.0f} QPS, overhead {r['overhead_us']:.0f} µs)"
+    if "beside_qps" in r:
+        s += f" (bare FAISS beside: recall {r['beside_recall']:.3f}, {r['beside_qps']:,.0f} QPS)"
     if "batch_qps" in r:
         s += f"  batch {r['batch_qps']:,.0f} QPS"
     if "f_recall" in r:
@@ -1124,7 +1149,7 @@ def _worker_main(argv: Sequence[str]) -> int:
     cfg = BenchConfig(**{**spec["cfg"], "efs": tuple(spec["cfg"]["efs"]),
                          "nprobes": tuple(spec["cfg"]["nprobes"])})
     result = measure_system(spec["system"], ds, cfg, Path(spec["workdir"]))
-    result["peak_rss_mb"] = _peak_rss_mb()
+    result.setdefault("peak_rss_mb", _peak_rss_mb())
     result["rss_data_mb"] = rss_data
     Path(argv[1]).write_text(json.dumps(result, default=_json_default))
     return 0
@@ -1255,7 +1280,8 @@ _COLUMNS = [  # header, key, format
     ("system", "system", "{}"), ("index", "index", "{}"), ("knob", None, "{}"),
     ("recall@k", "recall", "{:.3f}"), ("QPS 1q", "qps", "{:,.0f}"), ("p50 ms", "p50_ms", "{:.2f}"),
     ("p99 ms", "p99_ms", "{:.2f}"), ("own FAISS QPS", "kernel_qps", "{:,.0f}"),
-    ("overhead µs", "overhead_us", "{:.0f}"), ("QPS batch", "batch_qps", "{:,.0f}"),
+    ("overhead µs", "overhead_us", "{:.0f}"),
+    ("bare FAISS beside QPS", "beside_qps", "{:,.0f}"), ("QPS batch", "batch_qps", "{:,.0f}"),
     ("filt recall", "f_recall", "{:.3f}"), ("filt QPS", "f_qps", "{:,.0f}"),
     ("build s", "build_s", "{:.1f}"), ("disk MiB", "disk_mb", "{:.0f}"),
     ("peak RSS MiB", "peak_rss_mb", "{:.0f}"), ("reopen s", "reopen_s", "{:.2f}"),
@@ -1309,6 +1335,36 @@ def _same_knob_ratios(ours: list[dict], theirs: list[dict], key: str) -> str:
                      for r in ours if r.get(key) and r["value"] in by_value)
 
 
+def _versus_faiss(h: dict, f: dict | None, key: str, recall_key: str,
+                  min_recall: float) -> tuple[float, str] | None:
+    """HarrierDB's best ``key`` rate at recall >= ``min_recall`` over bare FAISS's, with the
+    figures. Judged against bare FAISS timed in HarrierDB's worker pass by pass at the same ef
+    (same M, data and machine state); FAISS's own worker process, which runs at another time,
+    is quoted beside it, and judges only when that figure is missing."""
+    ours = _best(h["rows"], key, min_recall, recall_key)
+    theirs = _best(f["rows"], key, min_recall, recall_key) if f else None
+    beside_key = f"beside_{key}"
+    if ours is None or (theirs is None and not ours.get(beside_key)):
+        return None
+    parts = []
+    if ours.get(beside_key):
+        ratio = ours[key] / ours[beside_key]
+        each = _same_knob_ratios(h["rows"], [{**r, key: r[beside_key]} for r in h["rows"]], key)
+        parts.append(f"at ef={ours['value']}: HarrierDB {ours[key]:,.0f} (recall {ours[recall_key]:.3f}) vs "
+                     f"bare FAISS {ours[beside_key]:,.0f}, timed pass by pass in one process: {ratio:.2f}x "
+                     f"(at each ef: {each})")
+        if ours.get("kernel_qps") and key == "qps":
+            parts.append(f"HarrierDB's own FAISS index searched bare: {ours['kernel_qps']:,.0f} QPS (the engine "
+                         f"adds {ours['overhead_us']:.0f} µs/query)")
+    if theirs is not None:
+        separate = ours[key] / theirs[key]
+        parts.append(f"FAISS in its own worker process: {theirs[key]:,.0f} at ef={theirs['value']} (recall "
+                     f"{theirs[recall_key]:.3f}), {separate:.2f}x")
+        if not ours.get(beside_key):
+            ratio = separate
+    return ratio, "; ".join(parts)
+
+
 def check_targets(report: dict, min_recall: float = 0.95) -> list[dict]:
     """The issue's targets, each with the figures and whether it is met (None: not measurable)."""
     by = {s["system"]: s for s in report["systems"]}
@@ -1321,36 +1377,22 @@ def check_targets(report: dict, min_recall: float = 0.95) -> list[dict]:
     if not h:
         return out
     h1 = _best(h["rows"], "qps", min_recall)
-    hb = _best(h["rows"], "batch_qps", min_recall, "batch_recall")
+    for key, recall_key, label in (("qps", "recall", "single-query"), ("batch_qps", "batch_recall", "batch")):
+        judged = _versus_faiss(h, f, key, recall_key, min_recall)
+        if judged:
+            add(f"{label} QPS >= 0.8x FAISS (recall >= 0.95)", judged[0] >= 0.8, judged[1])
     if f:
-        f1 = _best(f["rows"], "qps", min_recall)
-        fb = _best(f["rows"], "batch_qps", min_recall, "batch_recall")
-        if h1 and f1:
-            ratio = h1["qps"] / f1["qps"]
-            detail = (f"HarrierDB {h1['qps']:,.0f} (ef={h1['value']}, recall {h1['recall']:.3f}) vs FAISS "
-                      f"{f1['qps']:,.0f} (ef={f1['value']}, recall {f1['recall']:.3f}): {ratio:.2f}x")
-            if h1.get("kernel_qps"):
-                detail += (f"; measured alternately in one process, HarrierDB's own FAISS call alone runs "
-                           f"{h1['kernel_qps']:,.0f} QPS and the engine adds {h1['overhead_us']:.0f} µs/query")
-            same_ef = _same_knob_ratios(h["rows"], f["rows"], "qps")
-            if same_ef:
-                detail += f"; at the same ef: {same_ef}"
-            add("single-query QPS >= 0.8x FAISS (recall >= 0.95)", ratio >= 0.8, detail)
-        if hb and fb:
-            ratio = hb["batch_qps"] / fb["batch_qps"]
-            same_ef = _same_knob_ratios(h["rows"], f["rows"], "batch_qps")
-            add("batch QPS >= 0.8x FAISS (recall >= 0.95)", ratio >= 0.8,
-                f"HarrierDB {hb['batch_qps']:,.0f} (ef={hb['value']}) vs FAISS {fb['batch_qps']:,.0f} "
-                f"(ef={fb['value']}): {ratio:.2f}x" + (f"; at the same ef: {same_ef}" if same_ef else ""))
         h_index, f_index = h.get("index_s", h.get("build_s")), f.get("index_s", f.get("build_s"))
         if h_index and f_index:
             # The index build is load_collection: rows read back from storage, the index built
             # and saved; FAISS's is its add(). The insert before it is storage, not indexing.
             ratio = h_index / f_index
             insert = f" (the insert before it: {h['insert_s']:.1f} s)" if h.get("insert_s") else ""
+            beside = (f"; bare FAISS built again in HarrierDB's worker: {h['beside_index_s']:.1f} s, "
+                      f"{h_index / h['beside_index_s']:.2f}x") if h.get("beside_index_s") else ""
             add("index build time <= 1.2x FAISS", ratio <= 1.2,
                 f"HarrierDB {h_index:.1f} s to read the rows back, build and save the index{insert} "
-                f"vs FAISS add() {f_index:.1f} s: {ratio:.2f}x")
+                f"vs FAISS add() {f_index:.1f} s: {ratio:.2f}x{beside}")
     peers = [(n, _best(by[n]["rows"], "qps", min_recall)) for n in PEERS if n in by]
     peers = [(n, r) for n, r in peers if r]
     if h1 and peers:
@@ -1457,8 +1499,10 @@ def results_section(reports: list[dict], plot_path: str | None = None, rendered_
              "query per call, recall against the exact filtered neighbours. Each timing is the fastest of "
              f"{cfg.get('repeat', 1)} passes; a query loop stops early once it has run for the command's "
              "--loop-budget (the queries column says how many ran). HarrierDB rows also give its own "
-             "FAISS index searched directly (own FAISS QPS) and the time the engine adds per query, "
-             "both measured alternately query by query. Build = insert + index; peak RSS is the worker "
+             "FAISS index searched directly (own FAISS QPS) and the time the engine adds per query: "
+             "the same query loop on that index, run right after each pass of HarrierDB's; bare FAISS "
+             "beside: bare FAISS HNSW built in HarrierDB's worker too and timed right after that, so "
+             "the two see the machine alike (the single-query and batch targets are judged on it). Build = insert + index; peak RSS is the worker "
              "process's "
              "ru_maxrss, including the harness's own copy of the data; reopen = open the persisted "
              "collection in the same process and answer one query (warm page cache). Recall counts "
@@ -1550,6 +1594,8 @@ def add_arguments(p: argparse.ArgumentParser, *, plot_default: str | None = None
                    help="seconds per query loop: slower systems run fewer queries (default 120; 0: no cap)")
     p.add_argument("--no-filtered", action="store_true", help="skip the filtered searches")
     p.add_argument("--no-batch", action="store_true", help="skip the batch searches")
+    p.add_argument("--no-beside-faiss", action="store_true",
+                   help="do not build bare FAISS HNSW inside HarrierDB's worker to time it pass by pass")
     p.add_argument("--in-process", action="store_true",
                    help="measure every system in this process (faster; no per-system peak memory)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds allowed per system")
@@ -1578,7 +1624,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
                        ef_construction=args.ef_construction, nlist=args.nlist,
                        filtered=not args.no_filtered, batch=not args.no_batch, threads=args.threads,
                        profile_path=args.profile, profile_ef=args.profile_ef, repeat=args.repeat,
-                       loop_budget_s=args.loop_budget)
+                       loop_budget_s=args.loop_budget, beside_faiss=not args.no_beside_faiss)
 
 
 def run(args: argparse.Namespace, command: str | None = None) -> int:
