@@ -289,9 +289,16 @@ class Collection:
         cache = self.cache()
         offset, grouping = parsed.offset, parsed.grouping
         if not (filter or partition_names or offset or grouping):  # the common search: one lookup
-            found = self.indexes.search_prepared(cache, parsed.request, queries)
-            if found is not None:
-                return self._matrix_hits(cache, *found, parsed.fields)
+            prepared = self.indexes.prepared_search(cache, parsed.request)
+            if prepared is not None:
+                if len(queries) == 1 and not parsed.fields:  # an application's typical search
+                    found = prepared.run_one(queries)
+                    if found is not None:
+                        return SearchResult([self._plain_hits(*found)])
+                else:
+                    found = prepared.run(queries)
+                    if found is not None:
+                        return self._matrix_hits(cache, *found, parsed.fields)
         if isinstance(queries, np.ndarray) and field_kind(field) == "dense":
             self._check_finite(queries, field)
         request = parsed.request.with_queries(queries)
@@ -392,8 +399,6 @@ class Collection:
         ids = cache.pks.view[positions].tolist()  # plain Python ints / strs in one call
         if fields:
             return SearchResult([self._query_hits(cache, i, d, p, fields) for i, d, p in zip(ids, distances, positions)])
-        if len(ids) == 1:  # an application's typical search: no iterator to set up
-            return SearchResult([self._plain_hits(ids[0], distances[0])])
         return SearchResult(map(self._plain_hits, ids, distances))
 
     def _query_hits(self, cache: CollectionCache, ids: list, distances: list, positions: np.ndarray,

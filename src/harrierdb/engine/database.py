@@ -30,8 +30,10 @@ class Database:
         """Re-read the catalog if any process changed it since we last looked (``force``
         after our own catalog changes, which SQLite's data_version does not report)."""
         data_version = self.store.data_version()
-        if not force and data_version == self._data_version:
-            return
+        if force or data_version != self._data_version:
+            self._reload_catalog(data_version)
+
+    def _reload_catalog(self, data_version: int) -> None:
         with self.store.lock:
             self._data_version = data_version
             version = self.store.catalog_version()
@@ -53,14 +55,16 @@ class Database:
 
     def collection(self, name: str) -> Collection:
         """The named collection, or CollectionNotFoundError listing those that exist."""
-        self._refresh()
+        data_version = self.store.data_version()  # ``_refresh``, spelled out: every call comes here
+        if data_version != self._data_version:
+            self._reload_catalog(data_version)
         try:
             coll = self._collections[name]
         except KeyError:
             raise CollectionNotFoundError(
                 f"collection {name!r} does not exist in {str(self.path)!r}; "
                 f"existing collections: {sorted(self._collections)}") from None
-        coll.version_hint = self._data_version
+        coll.version_hint = data_version
         return coll
 
     def has_collection(self, name: str) -> bool:
