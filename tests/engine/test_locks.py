@@ -1,6 +1,7 @@
-"""The reader-writer lock around the ANN indexes: readers share, a writer is alone, and a
-writer waiting for readers is woken by the last one to leave."""
+"""The reader-writer lock around the ANN indexes: readers share, a writer is alone and waits
+for the readers inside, readers wait for a writer, and a thread's read lock dies with it."""
 
+import gc
 import threading
 import time
 
@@ -13,12 +14,20 @@ def _in_thread(target) -> threading.Thread:
     return thread
 
 
+def _reader_holding(lock: ReadWriteLock, inside: threading.Event, leave: threading.Event) -> threading.Thread:
+    def reader():
+        with lock.local.read:
+            inside.set()
+            leave.wait(5)
+    return _in_thread(reader)
+
+
 def test_readers_share_the_lock():
     lock = ReadWriteLock()
     inside = threading.Barrier(3, timeout=5)
 
     def reader():
-        with lock.read:
+        with lock.local.read:
             inside.wait()  # all three hold the read side at once, or this times out
 
     threads = [_in_thread(reader) for _ in range(3)]
@@ -28,11 +37,13 @@ def test_readers_share_the_lock():
     assert not inside.broken
 
 
-def test_a_waiting_writer_enters_when_the_last_reader_leaves():
+def test_a_writer_waits_for_every_reader_inside():
     lock = ReadWriteLock()
     entered = threading.Event()
-    lock.read.__enter__()
-    lock.read.__enter__()
+    insides = [threading.Event(), threading.Event()]
+    leaves = [threading.Event(), threading.Event()]
+    readers = [_reader_holding(lock, i, lv) for i, lv in zip(insides, leaves)]
+    assert all(i.wait(5) for i in insides)
 
     def writer():
         with lock.write:
@@ -41,26 +52,56 @@ def test_a_waiting_writer_enters_when_the_last_reader_leaves():
     thread = _in_thread(writer)
     time.sleep(0.05)
     assert not entered.is_set()  # two readers inside
-    lock.read.__exit__()
+    leaves[0].set()
     time.sleep(0.05)
     assert not entered.is_set()  # one still inside
-    lock.read.__exit__()
-    assert entered.wait(5), "the last reader did not wake the waiting writer"
-    thread.join(5)
+    leaves[1].set()
+    assert entered.wait(5), "the writer did not enter once the last reader left"
+    for t in (thread, *readers):
+        t.join(5)
 
 
 def test_readers_wait_while_a_writer_holds_the_lock():
     lock = ReadWriteLock()
     order = []
-    lock.write.__enter__()
+    registered, go = threading.Event(), threading.Event()
+
+    def known_reader():  # has read before the write: its own lock is among the writer's
+        with lock.local.read:
+            registered.set()
+        go.wait(5)
+        with lock.local.read:
+            order.append("known reader")
+
+    def new_reader():  # reads for the first time during the write
+        with lock.local.read:
+            order.append("new reader")
+
+    known = _in_thread(known_reader)
+    assert registered.wait(5)
+    with lock.write:
+        go.set()
+        new = _in_thread(new_reader)
+        time.sleep(0.05)
+        order.append("write done")
+    known.join(5)
+    new.join(5)
+    assert order[0] == "write done" and sorted(order[1:]) == ["known reader", "new reader"]
+
+
+def test_a_finished_threads_read_lock_is_dropped():
+    lock = ReadWriteLock()
 
     def reader():
-        with lock.read:
-            order.append("read")
+        with lock.local.read:
+            pass
 
-    thread = _in_thread(reader)
-    time.sleep(0.05)
-    order.append("write done")
-    lock.write.__exit__()
-    thread.join(5)
-    assert order == ["write done", "read"]
+    before = len(lock.readers)
+    threads = [_in_thread(reader) for _ in range(4)]
+    for thread in threads:
+        thread.join(5)
+    del threads
+    gc.collect()
+    assert len(lock.readers) == before  # the writer does not take locks of threads long gone
+    with lock.write:  # and still works
+        pass

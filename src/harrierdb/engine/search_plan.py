@@ -220,7 +220,7 @@ class PreparedAnnSearch:
             queries = self.decode(queries)
         if self.cosine:
             queries = normalize_rows(queries)
-        with self.lock.read:
+        with self.lock.local.read:
             distances, labels = self.ann.search_with(queries, self.request.k, self.params)
         rows = distances.tolist()  # what the hits show; Python's checks start faster than NumPy's
         if min(labels[:, -1].tolist()) < 0 or not all(math.isfinite(row[-1]) for row in rows):
@@ -240,7 +240,7 @@ class PreparedAnnSearch:
             buffers = self.per_thread.buffers
         except AttributeError:
             buffers = self.per_thread.buffers = QueryBuffers(self.ann.dim, self.request.k)
-        with self.lock.read:
+        with self.lock.local.read:
             buffers.search(self.ann.index, query, self.params, self.cosine)
         distances = buffers.distances[0].tolist()  # copied out of the buffers, as are the keys
         if buffers.labels.item(-1) < 0 or not math.isfinite(distances[-1]):
@@ -437,7 +437,7 @@ class IndexSet:
         queries = request.float_queries()
         if metric == "COSINE":
             queries = normalize_rows(queries)
-        with self._lock.read:
+        with self._lock.local.read:
             distances, labels = ann.search(queries, k_search, knob, selector)
         # Without a selector the index holds exactly the live rows (it holds every live row,
         # and no more rows than there are live ones), so a found label is a live row.
