@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from harrierdb.engine.wal_header import WalHeader
+from harrierdb.engine.wal_header import HEADER_BYTES, WalHeader
 from harrierdb.errors import FormatVersionError, StorageError
 from harrierdb.schema import DYNAMIC_FIELD, CollectionSchema, DataType, FieldSchema, RowBatch
 from harrierdb.vectors import codec_for
@@ -155,10 +155,10 @@ class Store:
         The unchanged case takes no lock: ``_version_seen`` is replaced whole, and pairing a
         header with a version read after it is safe (a commit between the two shows as a
         header that differs next time)."""
-        header = self._wal_header.read()  # read first: a commit after it shows next time
         seen = self._version_seen
-        if header is not None and seen is not None and seen[0] == header:
-            return seen[1]
+        if seen is not None and self._wal_header.map[:HEADER_BYTES] == seen[0]:
+            return seen[1]  # the header that version was read after: no commit since
+        header = self._wal_header.read()  # read first: a commit after it shows next time
         with self.lock:
             version = self._version_cursor.execute("PRAGMA data_version").fetchone()[0]
             self._version_seen = None if header is None else (header, version)
@@ -438,6 +438,7 @@ class Store:
                 self.conn.close()
             except sqlite3.Error:
                 pass
+            self._version_seen = None  # before the header's map goes
             self._wal_header.close()  # after the connection: see wal_header on POSIX locks
 
     def size_on_disk(self) -> int:

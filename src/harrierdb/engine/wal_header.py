@@ -29,7 +29,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-_HEADER_BYTES = 96                # two copies of the 48-byte WalIndexHdr, equal when settled
+HEADER_BYTES = 96                # two copies of the 48-byte WalIndexHdr, equal when settled
 _VERSION = struct.pack("=I", 3007000)  # iVersion of every wal-index since SQLite 3.7.0, native order
 _IS_INIT_OFFSET = 12
 
@@ -50,11 +50,13 @@ class WalHeader:
     header is not available (no ``-shm`` file, another format): the caller must ask SQLite.
 
     Open it after the SQLite connection (which creates the ``-shm`` file) and close it after
-    closing that connection."""
+    closing that connection. ``map`` is the mapped header itself (None without one): a caller
+    holding bytes that ``read()`` vouched for may compare ``map[:HEADER_BYTES]`` with them
+    directly, since equal bytes need no second look."""
 
     def __init__(self, database_file: Path):
         self._key: tuple[int, int] | None = None
-        self._map: mmap.mmap | None = None
+        self.map: mmap.mmap | None = None
         path = f"{database_file}-shm"
         with _maps_lock:
             try:
@@ -69,7 +71,7 @@ class WalHeader:
                 except OSError:
                     return
                 try:
-                    shared = _SharedMap(fd, mmap.mmap(fd, _HEADER_BYTES, access=mmap.ACCESS_READ))
+                    shared = _SharedMap(fd, mmap.mmap(fd, HEADER_BYTES, access=mmap.ACCESS_READ))
                 except (OSError, ValueError):  # shorter than a header
                     # Closing drops this process's POSIX locks on the file; none are held on a
                     # -shm file too short to hold a header, which no connection has set up.
@@ -77,14 +79,14 @@ class WalHeader:
                     return
                 _maps[key] = shared
             shared.users += 1
-            self._key, self._map = key, shared.map
+            self._key, self.map = key, shared.map
 
     def read(self) -> bytes | None:
         """The header's bytes as they are now, or None if they cannot vouch for anything."""
-        m = self._map
+        m = self.map
         if m is None:
             return None
-        header = m[:_HEADER_BYTES]
+        header = m[:HEADER_BYTES]
         if header[:4] != _VERSION or not header[_IS_INIT_OFFSET] or header[:48] != header[48:]:
             return None  # mid-commit or being recovered, or a format this code does not know
         return header
@@ -100,4 +102,4 @@ class WalHeader:
                 del _maps[self._key]
                 shared.map.close()
                 os.close(shared.fd)
-            self._key, self._map = None, None
+            self._key, self.map = None, None
