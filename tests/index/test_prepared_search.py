@@ -1,4 +1,4 @@
-"""The prepared path of a repeated unfiltered search (``IndexSet.search_prepared``): it must
+"""The prepared path of a repeated unfiltered search (``IndexSet.prepared_search``): it must
 answer exactly as the planner would, and give way whenever what it resolved once no longer holds."""
 
 import numpy as np
@@ -218,3 +218,23 @@ def test_query_buffers_refuse_a_query_of_another_shape():
     for bad in (DATA[:1, :-1], DATA[:1, :1], DATA[:2]):  # (1, 1) would broadcast if copied as is
         with pytest.raises(ParamError, match=f"pass \\(1, {DIM}\\) vectors"):
             buffers.search(index, bad, None, False)
+
+
+def test_a_single_query_on_string_keys_returns_the_keys_themselves(tmp_path):
+    c = MilvusClient(str(tmp_path / "db"))
+    schema = c.create_schema()
+    schema.add_field("key", "VARCHAR", is_primary=True, max_length=16)
+    schema.add_field("vec", "FLOAT_VECTOR", dim=DIM)
+    index = c.prepare_index_params()
+    index.add_index("vec", index_type="HNSW", metric_type="L2", params={"M": 16, "efConstruction": 100})
+    c.create_collection("s", schema=schema, index_params=index)
+    c.insert("s", [{"key": f"row-{i}", "vec": v} for i, v in enumerate(DATA)])
+    truth = np.argsort(((DATA - QUERIES[5]) ** 2).sum(axis=1))[:10]
+    for _ in range(2):  # the first search prepares, the second runs prepared
+        hits = c.search("s", QUERIES[5][None], limit=10, search_params=SEARCH)[0]
+        assert c._db.collection("s").indexes._prepared is not None
+        keys = [h["key"] for h in hits]
+        assert all(type(k) is str for k in keys)
+        assert len(set(keys) & {f"row-{i}" for i in truth}) >= 9
+        assert [h.id for h in hits] == keys
+    c.close()
