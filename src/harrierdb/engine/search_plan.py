@@ -203,7 +203,7 @@ class PreparedAnnSearch:
     cosine: bool
     lock: ReadWriteLock
     decode: Callable[[np.ndarray], np.ndarray] | None  # stored form to float32; None: it is float32
-    pks: np.ndarray  # the cache's primary keys, by row position, at ``cache_version``
+    pks: np.ndarray = field(compare=False)  # the cache's pk column at ``cache_version``, by row position
     # each thread's QueryBuffers for single queries (threads search at once, under the read lock)
     per_thread: threading.local = field(default_factory=threading.local, compare=False)
 
