@@ -241,9 +241,10 @@ def wordnet_glosses(directory: Path = WORDNET_DIR) -> list[str]:
     return list(seen)
 
 
-def load_wordnet(limit: int = 20_000, n_queries: int = 1000, seed: int = 0) -> Dataset:
-    """``limit`` shuffled glosses as the base and ``n_queries`` held-out ones as queries,
-    embedded with ``SentenceEmbedding()`` (MiniLM int8, 384-d, unit length), cosine."""
+def load_wordnet(limit: int = 0, n_queries: int = 1000, seed: int = 0) -> Dataset:
+    """``limit`` shuffled glosses (0: every one but the queries, ~116k) as the base and
+    ``n_queries`` held-out ones as queries, embedded with ``SentenceEmbedding()`` (MiniLM int8,
+    384-d, unit length), cosine. The first run embeds them (minutes); later runs read the cache."""
     glosses = wordnet_glosses()
     random.Random(seed).shuffle(glosses)
     limit = min(limit, len(glosses) - n_queries) if limit else len(glosses) - n_queries
@@ -298,7 +299,7 @@ def load_npy(base: str, queries: str, metric: str = "L2") -> Dataset:
                    ids, dist, note=f"{base} / {queries}", base_path=base_path, queries_path=q_path)
 
 
-def load_dataset(name: str, *, rows: int = 100_000, dim: int = 384, limit: int = 20_000, seed: int = 0,
+def load_dataset(name: str, *, rows: int = 100_000, dim: int = 384, limit: int = 0, seed: int = 0,
                  base: str | None = None, queries: str | None = None, metric: str = "L2",
                  n_queries: int | None = None) -> Dataset:
     """A data set by name; ``n_queries`` keeps only the first that many queries."""
@@ -1590,7 +1591,8 @@ def add_arguments(p: argparse.ArgumentParser, *, plot_default: str | None = None
     p.add_argument("--rows", type=int, default=100_000, help="clustered: base rows (default 100000)")
     p.add_argument("--dim", type=int, default=384, help="clustered: dimension (default 384)")
     p.add_argument("--seed", type=int, default=0, help="clustered/wordnet: random seed")
-    p.add_argument("--limit", type=int, default=20_000, help="wordnet: base glosses to embed (default 20000)")
+    p.add_argument("--limit", type=int, default=0,
+                   help="wordnet: base glosses to embed (default 0: all of them, ~116k)")
     p.add_argument("--base", help="npy: base vectors (.npy, 2-D)")
     p.add_argument("--queries", help="npy: query vectors (.npy, 2-D)")
     p.add_argument("--metric", default="L2", help="npy: L2, IP or COSINE (default L2)")
