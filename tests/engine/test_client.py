@@ -243,6 +243,23 @@ def test_partitions(filled):
     assert client.get("c", ids=[1000]) == []
 
 
+def test_rows_keep_their_partitions_across_reopen(db_path):
+    c1 = MilvusClient(db_path)
+    c1.create_collection("c", schema=full_schema())
+    for name in ("p1", "p2"):
+        c1.create_partition("c", name)
+    c1.insert("c", make_rows(6))
+    c1.insert("c", make_rows(4, start=100), partition_name="p2")
+    c1.insert("c", make_rows(3, start=200), partition_name="p1")
+    c1.close()
+    c2 = MilvusClient(db_path)  # one read of the rows, with three partitions among them
+    for names, expected in ((["p1"], range(200, 203)), (["p2"], range(100, 104)), (["_default"], range(6)),
+                            (["p1", "_default"], [*range(6), *range(200, 203)])):
+        got = c2.query("c", filter="id >= 0", partition_names=names, output_fields=["id"])
+        assert sorted(r["id"] for r in got) == list(expected), names
+    c2.close()
+
+
 def test_reopen_answers_without_load_and_release_frees(db_path):
     c1 = MilvusClient(db_path)
     c1.create_collection("r", dimension=3)
