@@ -1021,7 +1021,7 @@ def measure_system(name: str, ds: Dataset, cfg: BenchConfig, workdir: Path | Non
                 row["beside_qps"] = _rate(fastest["beside"])
                 row["beside_recall"] = recall_at_k(_pad_ids(b_ids, k), queries[:len(b_ids)], ds.base,
                                                    ds.gt_dist[:len(b_ids)], k, ds.metric)
-                # Each pass's two loops ran seconds apart: their ratio sees one machine state,
+                # Within a pass the loops ran seconds apart: their ratio sees one machine state,
                 # where the two fastest passes may come from different ones.
                 row["beside_ratio"] = _median_ratio([_rate(run) for run in runs["system"]],
                                                     [_rate(run) for run in runs["beside"]])
@@ -1523,8 +1523,9 @@ def results_section(reports: list[dict], plot_path: str | None = None, rendered_
              "bare FAISS HNSW built in HarrierDB's worker too and timed in the same passes, the loops "
              "taking turns at going first, so that they see the machine alike (the single-query and "
              "batch targets are judged on the median of the pass-by-pass ratios). Build = insert + "
-             "index; peak RSS is the worker process's ru_maxrss, including the harness's own copy of the data; reopen = open the persisted "
-             "collection in the same process and answer one query (warm page cache). Recall counts "
+             "index; peak RSS is the worker process's ru_maxrss, including the harness's own copy of "
+             "the data; reopen = open the persisted collection in the same process and answer one "
+             "query (warm page cache). Recall counts "
              "ties at the k-th distance as hits.", ""]
     for report in reports:
         load = (f" 1-min load average {report['load_before']} before, {report['load_after']} after "

@@ -97,10 +97,7 @@ class CollectionCache:
             # A dict over the names, not np.unique: sorting 100k Python strings took a sixth
             # of a 100k-row reopen, where rows mostly share one or a few partitions.
             codes = {name: self._partition_code(name) for name in dict.fromkeys(partition)}
-            if len(codes) == 1:
-                self.parts.extend(np.full(n, codes.popitem()[1], dtype=np.int32))
-            else:
-                self.parts.extend(np.fromiter(map(codes.__getitem__, partition), dtype=np.int32, count=n))
+            self.parts.extend(np.fromiter(map(codes.__getitem__, partition), dtype=np.int32, count=n))
         for name, col in self.columns.items():
             col.extend(columns[name])
         for name, arr in vector_arrays.items():
